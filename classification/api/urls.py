@@ -1,0 +1,3 @@
+"""API v1 routes of the classification app."""
+
+urlpatterns: list = []

@@ -1,0 +1,4 @@
+"""HTML pages of the classification app."""
+
+app_name = "classification"
+urlpatterns: list = []

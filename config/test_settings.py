@@ -1,0 +1,26 @@
+"""Test settings: the embedded defaults (or the real services named by the environment), made hermetic.
+
+Media and the embedded cache/broker go to a temporary folder, passwords hash fast, and tasks run eagerly
+unless a test starts a real worker.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+_tmp = Path(tempfile.mkdtemp(prefix="spotcheck-test-"))
+os.environ.setdefault("SPOTCHECK_VAR_DIR", str(_tmp))
+
+from config.settings import *  # noqa: E402,F403
+from config.settings import REDIS_URL  # noqa: E402
+
+MEDIA_ROOT = _tmp / "media"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if REDIS_URL:
+    CACHES["default"]["KEY_PREFIX"] = f"spotcheck-test-{os.getpid()}"  # noqa: F405
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "spotcheck-test"}}
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+SPOTCHECK_FETCH_ALLOW_LOOPBACK = False
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

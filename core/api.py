@@ -1,0 +1,66 @@
+"""API conventions shared by every app: one error shape, and the helpers views use to produce it.
+
+Every error answers ``{"error": {"code": str, "message": str, "fields": {...}}}``; ``fields`` holds
+per-field messages for validation errors and is omitted otherwise.
+"""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The resource is not in a state that allows this."
+    default_code = "conflict"
+
+
+def _first_message(detail) -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            message = _first_message(value)
+            return message if key in {"non_field_errors", "detail"} else f"{key}: {message}"
+        return "Invalid input."
+    if isinstance(detail, list):
+        return _first_message(detail[0]) if detail else "Invalid input."
+    return str(detail)
+
+
+def error_body(*, code: str, message: str, fields=None, **extra) -> dict:
+    error = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    error.update(extra)
+    return {"error": error}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else response.data
+    codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    if isinstance(exc, exceptions.ValidationError):
+        fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        body = error_body(code="invalid", message=_first_message(detail), fields=fields)
+    else:
+        code = codes if isinstance(codes, str) else "error"
+        body = error_body(code=code, message=_first_message(detail))
+        extra = getattr(exc, "extra", None)
+        if extra:
+            body["error"].update(extra)
+    return Response(body, status=response.status_code, headers=_kept_headers(response))
+
+
+def _kept_headers(response: Response) -> dict:
+    return {k: v for k, v in response.items() if k in {"WWW-Authenticate", "Retry-After", "Allow"}}
+
+
+def error_response(*, status_code: int, code: str, message: str, **extra) -> Response:
+    return Response(error_body(code=code, message=message, **extra), status=status_code)

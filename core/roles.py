@@ -1,0 +1,38 @@
+"""The four roles (Django groups) and the questions views ask about them."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import models
+
+
+class Role(models.TextChoices):
+    LABELER = "labeler", "Labeler"
+    REVIEWER = "reviewer", "Reviewer"
+    ADVERTISER = "advertiser", "Advertiser"
+    ADMIN = "admin", "Admin"
+
+
+def user_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
+    """The role names a user holds; a superuser holds every role. Cached on the user object."""
+    if not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, "_spotcheck_roles", None)
+    if cached is None:
+        if user.is_superuser:
+            cached = frozenset(Role.values)
+        else:
+            cached = frozenset(user.groups.filter(name__in=Role.values).values_list("name", flat=True))
+        user._spotcheck_roles = cached
+    return cached
+
+
+def has_role(user: AbstractBaseUser | AnonymousUser, *roles: str) -> bool:
+    return bool(user_roles(user) & set(roles))
+
+
+def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
+    return has_role(user, Role.ADMIN)
+
+
+def is_staff_reviewer(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Reviewers and admins: they see every advertiser and their fixes are global."""
+    return has_role(user, Role.REVIEWER, Role.ADMIN)

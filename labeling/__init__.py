@@ -1,0 +1,1 @@
+"""Crowd labeling: campaigns, items, leases, votes, consensus, gold, adjudication, the phone UI."""

@@ -1,0 +1,4 @@
+"""HTML pages of the labeling app."""
+
+app_name = "labeling"
+urlpatterns: list = []

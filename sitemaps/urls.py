@@ -1,0 +1,4 @@
+"""HTML pages of the sitemaps app."""
+
+app_name = "sitemaps"
+urlpatterns: list = []

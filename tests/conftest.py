@@ -1,0 +1,70 @@
+"""Shared fixtures: users for each role, API clients, a clean cache per test."""
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from core.roles import Role
+
+
+def pytest_report_header(config):
+    db = settings.DATABASES["default"]
+    return [
+        f"spotcheck database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or db['NAME']}",
+        f"spotcheck broker: {settings.CELERY_BROKER_URL.split('@')[-1]}",
+        f"spotcheck cache: {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}",
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def make_user(db, django_user_model):
+    def make(username: str, *roles: str, **fields):
+        user = django_user_model.objects.create_user(username=username, password="pw-" + username, **fields)
+        for role in roles:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def labeler(make_user):
+    return make_user("lab", Role.LABELER)
+
+
+@pytest.fixture
+def reviewer(make_user):
+    return make_user("rev", Role.REVIEWER)
+
+
+@pytest.fixture
+def advertiser_user(make_user):
+    return make_user("adv", Role.ADVERTISER)
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("boss", Role.ADMIN, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def api_as(api_client):
+    def login(user):
+        api_client.force_authenticate(user)
+        return api_client
+
+    return login

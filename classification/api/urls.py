@@ -1,3 +1,8 @@
-"""API v1 routes of the classification app."""
+"""API v1 routes of the classification app: classify, and datasets/models."""
 
-urlpatterns: list = []
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("classification.api.classify_urls")),
+    path("", include("classification.api.dataset_urls")),
+]

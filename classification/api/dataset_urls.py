@@ -1,0 +1,3 @@
+"""API v1 routes: dataset."""
+
+urlpatterns: list = []

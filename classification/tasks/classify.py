@@ -1,0 +1,1 @@
+"""Celery tasks: classify one picture or a batch, on the fetch and classify queues."""

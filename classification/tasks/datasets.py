@@ -1,0 +1,1 @@
+"""Celery tasks: dataset export, evaluation and model promotion."""

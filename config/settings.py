@@ -276,3 +276,17 @@ SPOTCHECK_FETCH_MAX_REDIRECTS = env_int("SPOTCHECK_FETCH_MAX_REDIRECTS", 5)
 SPOTCHECK_MAX_PIXELS = env_int("SPOTCHECK_MAX_PIXELS", 60_000_000)
 SPOTCHECK_CLASSIFIER_BACKEND = env_str("SPOTCHECK_CLASSIFIER_BACKEND", "builtin")
 SPOTCHECK_DEMO_BASE_URL = env_str("SPOTCHECK_DEMO_BASE_URL", "http://127.0.0.1:8000")
+
+# --- Labeling (issue 5) ---------------------------------------------------------------------------
+# How long an item served to a labeler stays reserved for them; expired leases are ignored, then swept.
+LABELING_LEASE_SECONDS = env_int("LABELING_LEASE_SECONDS", 600)
+# Labelers with at least this many gold answers and a smoothed gold accuracy below the threshold are flagged.
+LABELING_FLAG_MIN_GOLD = env_int("LABELING_FLAG_MIN_GOLD", 5)
+LABELING_FLAG_BELOW = env_float("LABELING_FLAG_BELOW", 0.7)
+# Caps on an uploaded zip of pictures (each entry is also capped by SPOTCHECK_FETCH_MAX_BYTES).
+LABELING_ZIP_MAX_FILES = env_int("LABELING_ZIP_MAX_FILES", 2000)
+LABELING_ZIP_MAX_BYTES = env_int("LABELING_ZIP_MAX_BYTES", 500 * 1024 * 1024)
+CELERY_TASK_ROUTES.update({"labeling.tasks.*": {"queue": "default"}})
+CELERY_BEAT_SCHEDULE.update(
+    {"labeling-leases-sweep": {"task": "labeling.tasks.leases_sweep", "schedule": 300.0}}
+)

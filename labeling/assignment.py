@@ -21,8 +21,8 @@ from django.utils import timezone
 from labeling.models import Campaign, Item, Lease, Vote
 
 MAX_BATCH = 20
-# Lock a few more rows than asked for: some may turn out to be fully leased once re-counted under the lock.
-OVERFETCH = 2
+# Rounds of lock-then-recount before settling for fewer items than asked.
+ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,36 @@ def items_next(
 
 
 def _lease_real(*, user, campaign: Campaign, count: int, taken: set[int], voted, now: datetime) -> list[int]:
-    """Lock and pick up to ``count`` real open items that still have room for another lease."""
-    if count <= 0:
-        return []
+    """Lock and pick up to ``count`` real open items that still have room for another lease.
+
+    Locks only as many rows as still wanted (locking spares would make concurrent callers skip them for
+    nothing); a row dropped by the re-count is replaced in a further round.
+    """
+    picked: list[int] = []
+    tried = set(taken)
+    for _ in range(ROUNDS):
+        wanted = count - len(picked)
+        if wanted <= 0:
+            break
+        candidates = _lock_candidates(user=user, campaign=campaign, count=wanted, tried=tried, voted=voted, now=now)
+        if not candidates:
+            break
+        tried.update(pk for pk, _ in candidates)
+        # A competitor that leased one of these committed before we got its row lock; this new statement
+        # sees its lease (READ COMMITTED), which the candidate query's older snapshot may not have.
+        leased_now = dict(
+            Lease.objects.filter(item_id__in=[pk for pk, _ in candidates], expires_at__gt=now)
+            .exclude(user=user)
+            .order_by()
+            .values("item_id")
+            .annotate(n=Count("id"))
+            .values_list("item_id", "n")
+        )
+        picked += [pk for pk, top in candidates if leased_now.get(pk, 0) < campaign.votes_required - top]
+    return picked[:count]
+
+
+def _lock_candidates(*, user, campaign: Campaign, count: int, tried: set[int], voted, now: datetime):
     others_leases = (
         Lease.objects.filter(item=OuterRef("pk"), expires_at__gt=now)
         .exclude(user=user)
@@ -116,30 +143,16 @@ def _lease_real(*, user, campaign: Campaign, count: int, taken: set[int], voted,
         .annotate(n=Count("id"))
         .values("n")
     )
-    candidates = list(
+    return list(
         Item.objects.filter(campaign=campaign, is_gold=False, status=Item.Status.OPEN)
-        .exclude(pk__in=taken)
+        .exclude(pk__in=tried)
         .exclude(Exists(voted))
         .annotate(leased=Coalesce(Subquery(others_leases, output_field=IntegerField()), Value(0)))
         .filter(leased__lt=campaign.votes_required - F("top_count"))
         .order_by("-top_count", "-vote_count", "id")
         .select_for_update(skip_locked=True, of=("self",))
-        .values_list("id", "top_count")[: count * OVERFETCH + 2]
+        .values_list("id", "top_count")[:count]
     )
-    if not candidates:
-        return []
-    # A competitor that leased one of these committed before we got its row lock; this new statement
-    # sees its lease (READ COMMITTED), which the candidate query's older snapshot may not have.
-    leased_now = dict(
-        Lease.objects.filter(item_id__in=[pk for pk, _ in candidates], expires_at__gt=now)
-        .exclude(user=user)
-        .order_by()
-        .values("item_id")
-        .annotate(n=Count("id"))
-        .values_list("item_id", "n")
-    )
-    picked = [pk for pk, top in candidates if leased_now.get(pk, 0) < campaign.votes_required - top]
-    return picked[:count]
 
 
 def leases_expired_delete(*, now: datetime | None = None) -> int:

@@ -63,15 +63,14 @@ def items_next(
     expires_at = now + timedelta(seconds=_lease_seconds())
     exclude = set(exclude_ids)
     voted = Vote.objects.live().filter(item=OuterRef("pk"), user=user)
-    own_live_lease = Lease.objects.filter(item=OuterRef("pk"), user=user, expires_at__gt=now)
 
+    # Read from the user's few leases, not from the campaign's many items.
     held = list(
-        Item.objects.filter(campaign=campaign, status=Item.Status.OPEN)
-        .filter(Exists(own_live_lease))
-        .exclude(pk__in=exclude)
-        .exclude(Exists(voted))
-        .order_by("id")
-        .values_list("id", "is_gold")[:count]
+        Lease.objects.filter(user=user, expires_at__gt=now, item__campaign=campaign, item__status=Item.Status.OPEN)
+        .exclude(item_id__in=exclude)
+        .exclude(Exists(Vote.objects.live().filter(item=OuterRef("item_id"), user=user)))
+        .order_by("item_id")
+        .values_list("item_id", "item__is_gold")[:count]
     )
     taken = exclude | {pk for pk, _ in held}
     wanted = count - len(held)

@@ -97,8 +97,9 @@ class Item(models.Model):
             models.CheckConstraint(condition=Q(top_count__lte=F("vote_count")), name="item_top_within_votes"),
         ]
         indexes = [
+            # In the exact order assignment reads, so PostgreSQL stops after a handful of rows.
             models.Index(
-                fields=["campaign", "is_gold", "status", "-top_count", "-vote_count"], name="item_next_lookup"
+                fields=["campaign", "is_gold", "status", "-top_count", "-vote_count", "id"], name="item_next_lookup"
             ),
             models.Index(fields=["status", "decided_at"], name="item_status_decided"),
         ]
@@ -153,6 +154,7 @@ class Lease(models.Model):
         indexes = [
             models.Index(fields=["item", "expires_at"], name="lease_item_expiry"),
             models.Index(fields=["expires_at"], name="lease_expiry"),
+            models.Index(fields=["user", "expires_at"], name="lease_user_expiry"),
         ]
 
     def __str__(self) -> str:

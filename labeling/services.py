@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from classification.models import GroundTruth
@@ -101,9 +102,6 @@ def vote_record(
 
     Raises UnknownLabel, ItemNotFound, ItemClosed (decided/conflict: not counted), AlreadyVoted, UuidReused.
     """
-    existing = Vote.objects.select_related("item").filter(client_uuid=client_uuid).first()
-    if existing is not None:
-        return _replay(existing, user=user)
     try:
         with transaction.atomic():
             return _vote_record_locked(
@@ -121,21 +119,28 @@ def vote_record(
 def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) -> VoteResult:
     item = Item.objects.select_for_update(of=("self",)).select_related("campaign").filter(pk=item_id).first()
     if item is None:
+        # A replay whose item is gone still names its vote; anything else is a bad reference.
+        existing = Vote.objects.select_related("item").filter(client_uuid=client_uuid).first()
+        if existing is not None:
+            return _replay(existing, user=user)
         raise ItemNotFound(f"no item {item_id}")
     campaign = item.campaign
+    # One read, under the lock, answers both questions: is this a replay, and did this user already answer?
+    # (A replay of this UUID on the same item commits before we get the lock, so it is seen here.)
+    related = list(Vote.objects.filter(Q(client_uuid=client_uuid) | Q(item=item, user=user, undone_at__isnull=True)))
+    replayed = next((v for v in related if v.client_uuid == client_uuid), None)
+    if replayed is not None:
+        replayed.item = item if replayed.item_id == item.pk else Item.objects.get(pk=replayed.item_id)
+        return _replay(replayed, user=user)
     if label not in _allowed_labels(campaign):
         raise UnknownLabel(
             f"{label!r} is not an answer to this campaign; expected one of "
             f"{', '.join(sorted(_allowed_labels(campaign)))}",
             item=item,
         )
-    # Checked again under the lock: a replay of this UUID on the same item may have just committed.
-    existing = Vote.objects.select_related("item").filter(client_uuid=client_uuid).first()
-    if existing is not None:
-        return _replay(existing, user=user)
     if item.status != Item.Status.OPEN:
         raise ItemClosed(f"this picture is already {item.status}; your answer was not counted", item=item)
-    if Vote.objects.live().filter(item=item, user=user).exists():
+    if related:
         raise AlreadyVoted("you already answered this picture", item=item)
 
     now = at or timezone.now()

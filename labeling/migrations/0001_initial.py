@@ -8,153 +8,262 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('classification', '0001_initial'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("classification", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LabelerQuality',
-            fields=[
-            ],
+            name="LabelerQuality",
+            fields=[],
             options={
-                'verbose_name': 'labeler quality',
-                'verbose_name_plural': 'labeler quality',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "labeler quality",
+                "verbose_name_plural": "labeler quality",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('auth.user',),
+            bases=("auth.user",),
             managers=[
-                ('objects', django.contrib.auth.models.UserManager()),
+                ("objects", django.contrib.auth.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='Campaign',
+            name="Campaign",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120, unique=True)),
-                ('attribute', models.CharField(choices=[('image_type', 'Image type'), ('color', 'Colour'), ('banner', 'Banner'), ('position', 'Position')], max_length=20)),
-                ('guidelines', models.TextField(blank=True, help_text='Markdown shown one tap away from the labeling screen (raw HTML is escaped).')),
-                ('votes_required', models.PositiveSmallIntegerField(default=5, help_text='Votes one label needs to be decided.')),
-                ('max_votes', models.PositiveSmallIntegerField(default=9, help_text='An item is a conflict when no label can reach votes_required within this many votes.')),
-                ('gold_rate', models.FloatField(default=0.1, help_text='Share of served items that are gold (0–1).')),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=120, unique=True)),
+                (
+                    "attribute",
+                    models.CharField(
+                        choices=[
+                            ("image_type", "Image type"),
+                            ("color", "Colour"),
+                            ("banner", "Banner"),
+                            ("position", "Position"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "guidelines",
+                    models.TextField(
+                        blank=True,
+                        help_text="Markdown shown one tap away from the labeling screen (raw HTML is escaped).",
+                    ),
+                ),
+                (
+                    "votes_required",
+                    models.PositiveSmallIntegerField(default=5, help_text="Votes one label needs to be decided."),
+                ),
+                (
+                    "max_votes",
+                    models.PositiveSmallIntegerField(
+                        default=9,
+                        help_text="An item is a conflict when no label can reach votes_required within this many votes.",
+                    ),
+                ),
+                ("gold_rate", models.FloatField(default=0.1, help_text="Share of served items that are gold (0–1).")),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-active', '-created_at'],
+                "ordering": ["-active", "-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Item',
+            name="Item",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('open', 'Open'), ('decided', 'Decided'), ('conflict', 'Conflict'), ('adjudicated', 'Adjudicated')], default='open', max_length=12)),
-                ('label', models.CharField(blank=True, max_length=40)),
-                ('counts', models.JSONField(blank=True, default=dict)),
-                ('cant_tell', models.PositiveSmallIntegerField(default=0)),
-                ('vote_count', models.PositiveSmallIntegerField(default=0, help_text="Live votes, can't tell included.")),
-                ('top_count', models.PositiveSmallIntegerField(default=0)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('is_gold', models.BooleanField(default=False)),
-                ('gold_label', models.CharField(blank=True, max_length=40)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='labeling.campaign')),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='classification.image')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Open"),
+                            ("decided", "Decided"),
+                            ("conflict", "Conflict"),
+                            ("adjudicated", "Adjudicated"),
+                        ],
+                        default="open",
+                        max_length=12,
+                    ),
+                ),
+                ("label", models.CharField(blank=True, max_length=40)),
+                ("counts", models.JSONField(blank=True, default=dict)),
+                ("cant_tell", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "vote_count",
+                    models.PositiveSmallIntegerField(default=0, help_text="Live votes, can't tell included."),
+                ),
+                ("top_count", models.PositiveSmallIntegerField(default=0)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("is_gold", models.BooleanField(default=False)),
+                ("gold_label", models.CharField(blank=True, max_length=40)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="items", to="labeling.campaign"
+                    ),
+                ),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="classification.image"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Lease',
+            name="Lease",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('expires_at', models.DateTimeField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='leases', to='labeling.item')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='labeling_leases', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("expires_at", models.DateTimeField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="leases", to="labeling.item"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="labeling_leases",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Vote',
+            name="Vote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=40)),
-                ('client_uuid', models.UUIDField(unique=True)),
-                ('ms_to_answer', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('undone_at', models.DateTimeField(blank=True, null=True)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='votes', to='labeling.item')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='labeling_votes', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("label", models.CharField(max_length=40)),
+                ("client_uuid", models.UUIDField(unique=True)),
+                ("ms_to_answer", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("undone_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="votes", to="labeling.item"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="labeling_votes",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='campaign',
-            constraint=models.CheckConstraint(condition=models.Q(('votes_required__gte', 1)), name='campaign_votes_required_positive'),
+            model_name="campaign",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("votes_required__gte", 1)), name="campaign_votes_required_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='campaign',
-            constraint=models.CheckConstraint(condition=models.Q(('max_votes__gte', models.F('votes_required'))), name='campaign_max_votes_gte_required'),
+            model_name="campaign",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("max_votes__gte", models.F("votes_required"))),
+                name="campaign_max_votes_gte_required",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='campaign',
-            constraint=models.CheckConstraint(condition=models.Q(('gold_rate__gte', 0), ('gold_rate__lte', 1)), name='campaign_gold_rate_0_1'),
+            model_name="campaign",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("gold_rate__gte", 0), ("gold_rate__lte", 1)), name="campaign_gold_rate_0_1"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='campaign',
-            constraint=models.CheckConstraint(condition=models.Q(('attribute__in', ['image_type', 'color', 'banner', 'position'])), name='campaign_attribute_known'),
+            model_name="campaign",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("attribute__in", ["image_type", "color", "banner", "position"])),
+                name="campaign_attribute_known",
+            ),
         ),
         migrations.AddIndex(
-            model_name='item',
-            index=models.Index(fields=['campaign', 'is_gold', 'status', '-top_count', '-vote_count', 'id'], name='item_next_lookup'),
+            model_name="item",
+            index=models.Index(
+                fields=["campaign", "is_gold", "status", "-top_count", "-vote_count", "id"], name="item_next_lookup"
+            ),
         ),
         migrations.AddIndex(
-            model_name='item',
-            index=models.Index(fields=['status', 'decided_at'], name='item_status_decided'),
+            model_name="item",
+            index=models.Index(fields=["status", "decided_at"], name="item_status_decided"),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.UniqueConstraint(fields=('campaign', 'image'), name='item_picture_once_per_campaign'),
+            model_name="item",
+            constraint=models.UniqueConstraint(fields=("campaign", "image"), name="item_picture_once_per_campaign"),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('is_gold', True), models.Q(('gold_label', ''), _negated=True)), models.Q(('is_gold', False), ('gold_label', '')), _connector='OR'), name='item_gold_has_answer'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("is_gold", True), models.Q(("gold_label", ""), _negated=True)),
+                    models.Q(("is_gold", False), ("gold_label", "")),
+                    _connector="OR",
+                ),
+                name="item_gold_has_answer",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('is_gold', False), ('status', 'open'), _connector='OR'), name='item_gold_stays_open'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("is_gold", False), ("status", "open"), _connector="OR"), name="item_gold_stays_open"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('top_count__lte', models.F('vote_count'))), name='item_top_within_votes'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("top_count__lte", models.F("vote_count"))), name="item_top_within_votes"
+            ),
         ),
         migrations.AddIndex(
-            model_name='lease',
-            index=models.Index(fields=['item', 'expires_at'], name='lease_item_expiry'),
+            model_name="lease",
+            index=models.Index(fields=["item", "expires_at"], name="lease_item_expiry"),
         ),
         migrations.AddIndex(
-            model_name='lease',
-            index=models.Index(fields=['expires_at'], name='lease_expiry'),
+            model_name="lease",
+            index=models.Index(fields=["expires_at"], name="lease_expiry"),
         ),
         migrations.AddIndex(
-            model_name='lease',
-            index=models.Index(fields=['user', 'expires_at'], name='lease_user_expiry'),
+            model_name="lease",
+            index=models.Index(fields=["user", "expires_at"], name="lease_user_expiry"),
         ),
         migrations.AddConstraint(
-            model_name='lease',
-            constraint=models.UniqueConstraint(fields=('item', 'user'), name='lease_once_per_item_and_user'),
+            model_name="lease",
+            constraint=models.UniqueConstraint(fields=("item", "user"), name="lease_once_per_item_and_user"),
         ),
         migrations.AddIndex(
-            model_name='vote',
-            index=models.Index(fields=['user', 'created_at'], name='vote_user_time'),
+            model_name="vote",
+            index=models.Index(fields=["user", "created_at"], name="vote_user_time"),
         ),
         migrations.AddConstraint(
-            model_name='vote',
-            constraint=models.UniqueConstraint(condition=models.Q(('undone_at__isnull', True)), fields=('item', 'user'), name='vote_once_per_item_and_user'),
+            model_name="vote",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("undone_at__isnull", True)),
+                fields=("item", "user"),
+                name="vote_once_per_item_and_user",
+            ),
         ),
     ]

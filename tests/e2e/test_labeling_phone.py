@@ -1,7 +1,6 @@
 """The phone labeling screen in a real browser: tap answers, lose the connection, undo — the server holds
 exactly the votes given, and the page never scrolls sideways at 360 px."""
 
-import os
 import shutil
 
 import pytest
@@ -10,9 +9,6 @@ from django.urls import include, path, re_path
 from django.views.static import serve
 
 from tests.labeling.conftest import CampaignFactory, ItemFactory
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls below are plain sync calls.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -28,6 +24,13 @@ urlpatterns = [
 ]
 
 LABELS = ["Dealer", "Stock", "Placeholder"]
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    """Playwright's sync API runs an event loop in this thread; the ORM calls here are plain sync calls.
+    Set for these tests only: set at import it would leak into every later test (and `check --deploy`)."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture

@@ -311,6 +311,4 @@ LABELING_FLAG_BELOW = env_float("LABELING_FLAG_BELOW", 0.7)
 LABELING_ZIP_MAX_FILES = env_int("LABELING_ZIP_MAX_FILES", 2000)
 LABELING_ZIP_MAX_BYTES = env_int("LABELING_ZIP_MAX_BYTES", 500 * 1024 * 1024)
 CELERY_TASK_ROUTES.update({"labeling.tasks.*": {"queue": "default"}})
-CELERY_BEAT_SCHEDULE.update(
-    {"labeling-leases-sweep": {"task": "labeling.tasks.leases_sweep", "schedule": 300.0}}
-)
+CELERY_BEAT_SCHEDULE.update({"labeling-leases-sweep": {"task": "labeling.tasks.leases_sweep", "schedule": 300.0}})

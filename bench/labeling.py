@@ -10,6 +10,7 @@ per call, votes/s, and the correctness counts checked against the votes table af
 
     .venv/bin/python bench/labeling.py [--seconds 20] [--labelers 50] [--items 4000] [--think-ms 120]
                                        [--processes 1]   # 2: the same threads spread over two processes
+    .venv/bin/python bench/labeling.py --backend sqlite --labelers 10   # the embedded default: correctness
 """
 
 import argparse
@@ -42,8 +43,11 @@ def _db_admin(url: str, sql: str) -> None:
         conn.execute(sql)
 
 
-def setup_django(db_url: str) -> None:
-    os.environ["DATABASE_URL"] = db_url
+def setup_django(db_url: str | None) -> None:
+    if db_url:
+        os.environ["DATABASE_URL"] = db_url
+    else:
+        os.environ.pop("DATABASE_URL", None)  # the embedded default: SQLite (WAL, IMMEDIATE) in a temp folder
     os.environ.pop("REDIS_URL", None)
     os.environ["DEBUG"] = "0"  # no query log kept in memory
     os.environ.setdefault("SECRET_KEY", "bench-only-" + uuid.uuid4().hex)
@@ -79,7 +83,7 @@ def seed(*, n_items: int, n_labelers: int, n_gold: int, rng: random.Random):
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")  # planner statistics, as autovacuum would gather on a live database
+        cursor.execute("ANALYZE")  # planner statistics, as autovacuum (or SQLite's optimize) would gather
     return campaign, truth, users
 
 
@@ -310,10 +314,19 @@ def main() -> int:
     parser.add_argument("--gold", type=int, default=50)
     parser.add_argument("--think-ms", type=float, default=120.0)
     parser.add_argument("--phase", choices=["paced", "saturated", "both"], default="both")
+    parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument(
         "--processes", type=int, default=1, help="spread the labeler threads over N processes, as N WSGI workers"
     )
     args = parser.parse_args()
+
+    if args.backend == "sqlite":
+        # No row locks on SQLite: BEGIN IMMEDIATE serialises writers. A correctness check, not a speed one.
+        setup_django(None)
+        print(f"labeling bench on embedded SQLite (service layer: items_next + vote_record), {os.cpu_count()} CPUs")
+        ok = run_phase(name="sqlite", args=args, think_ms=args.think_ms)
+        print("\ncorrectness:", "all counts zero" if ok else "FAILURES above")
+        return 0 if ok else 1
 
     db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
     name = urlsplit(db_url).path.lstrip("/")

@@ -27,6 +27,7 @@ from labeling.selectors import (
 
 LABELING_ROLES = (Role.LABELER, Role.REVIEWER, Role.ADMIN)
 GUIDELINE_EXAMPLES_PER_LABEL = 2
+GUIDELINE_EXAMPLES_SCAN = 200
 
 
 def _require(request, allowed: bool) -> None:
@@ -46,13 +47,15 @@ def label(request, pk: int):
     _require(request, has_role(request.user, *LABELING_ROLES))
     campaign = get_object_or_404(Campaign, pk=pk, active=True)
     choices = choices_payload(campaign)
-    # Example pictures for the guidelines: a few gold items per answer (their answers are known).
-    examples = []
-    for value, name in campaign.choice_labels():
-        rows = Item.objects.filter(campaign=campaign, is_gold=True, gold_label=value).select_related("image")
-        examples.extend(
-            (name, item.image.thumbnail.url) for item in rows[:GUIDELINE_EXAMPLES_PER_LABEL] if item.image.thumbnail
-        )
+    # Example pictures for the guidelines: a few gold items per answer (their answers are known), one query.
+    names = dict(campaign.choice_labels())
+    per_label: dict[str, list[str]] = {}
+    golds = Item.objects.filter(campaign=campaign, is_gold=True).select_related("image").order_by("id")
+    for item in golds[:GUIDELINE_EXAMPLES_SCAN]:
+        urls = per_label.setdefault(item.gold_label, [])
+        if item.image.thumbnail and len(urls) < GUIDELINE_EXAMPLES_PER_LABEL:
+            urls.append(item.image.thumbnail.url)
+    examples = [(names[value], url) for value in names for url in per_label.get(value, [])]
     return render(
         request,
         "labeling/label.html",

@@ -185,3 +185,40 @@ def test_desktop_keys_answer_skip_and_undo_and_swipe_answers_two_choice_campaign
     page.wait_for_function("document.getElementById('lb-screen').dataset.pending === '0'")
     assert _live_votes(user) == {first: "yes", third: "no", fourth: "yes"}
     context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reviewer_pages_fit_a_360px_phone_and_one_tap_adjudicates(live_server, browser, settings):
+    import uuid
+
+    from django.contrib.auth.models import Group, User
+
+    from core.roles import Role
+    from labeling.services import vote_record
+
+    settings.ROOT_URLCONF = __name__
+    voters = [_labeler()] + [User.objects.create_user(f"v{n}") for n in range(2)]
+    boss = User.objects.create_user("boss", password="pw-boss-123", is_staff=True, is_superuser=True)
+    boss.groups.add(Group.objects.get(name=Role.ADMIN))
+    campaign = CampaignFactory(
+        name="Positions with a rather long name for a small phone", attribute="position", votes_required=2, max_votes=3
+    )
+    item = ItemFactory(campaign=campaign)
+    for voter, label in zip(voters, ["front", "rear", "interior"], strict=True):
+        vote_record(user=voter, item_id=item.pk, label=label, client_uuid=uuid.uuid4())
+
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/accounts/login/?next=/label/conflicts/")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "pw-boss-123")
+    page.get_by_role("button", name="Log in").tap()
+    page.get_by_role("button", name=f"Set item {item.pk} to Interior").tap()
+    page.get_by_text("No conflicts waiting").wait_for()
+    assert page.get_by_role("status").inner_text().startswith(f"Item {item.pk} set to interior")
+    item.refresh_from_db()
+    assert (item.status, item.label) == ("adjudicated", "interior")
+    for url in ("/label/", "/label/stats/", f"/label/{campaign.pk}/", f"/label/{campaign.pk}/fill/"):
+        page.goto(live_server.url + url)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360, url
+    context.close()

@@ -41,12 +41,15 @@ def test_labeling_screen_has_a_button_per_choice_and_cant_tell_with_names(client
 
 
 @pytest.mark.django_db
-def test_guidelines_show_gold_pictures_as_examples(client, labeler):
+def test_guidelines_show_a_few_gold_pictures_per_answer_as_examples(client, labeler, django_assert_max_num_queries):
     campaign = CampaignFactory()
-    ItemFactory(campaign=campaign, is_gold=True, gold_label="Stock")
+    for _ in range(3):
+        ItemFactory(campaign=campaign, is_gold=True, gold_label="Stock")
+    ItemFactory(campaign=campaign, is_gold=True, gold_label="Dealer")
     client.force_login(labeler)
-    html = client.get(f"/label/{campaign.pk}/").content.decode()
-    assert 'alt="Example: Stock' in html
+    with django_assert_max_num_queries(8):
+        html = client.get(f"/label/{campaign.pk}/").content.decode()
+    assert html.count('alt="Example: Stock') == 2 and html.count('alt="Example: Dealer') == 1
 
 
 @pytest.mark.django_db

@@ -49,6 +49,16 @@ def test_fifth_agreeing_vote_decides_the_item_and_records_consensus_ground_truth
 
 
 @pytest.mark.django_db
+def test_recording_a_vote_costs_a_fixed_number_of_queries(labelers, django_assert_max_num_queries):
+    item = ItemFactory()
+    people = labelers(5)
+    for person in people[:4]:
+        vote(person, item)
+    with django_assert_max_num_queries(9):  # the deciding vote: lock, lookup, insert, ground truth, update, lease
+        vote(people[4], item)
+
+
+@pytest.mark.django_db
 def test_vote_after_decision_is_refused_with_the_item_state_and_not_counted(labelers):
     item = ItemFactory()
     people = labelers(6)

@@ -61,7 +61,7 @@ def label(request, pk: int):
         "labeling/label.html",
         {
             "campaign": campaign,
-            "choices": choices,
+            "choices": [_button(c) for c in choices],
             "two_choices": len(campaign.choices) == 2,
             "guidelines": guidelines_html(campaign.guidelines),
             "examples": examples,
@@ -74,6 +74,12 @@ def label(request, pk: int):
             },
         },
     )
+
+
+def _button(choice: dict) -> dict:
+    """A choice as a big button: the short name, and the explanation in brackets as a smaller hint."""
+    short, _, hint = choice["label"].partition(" (")
+    return {**choice, "short": short, "hint": hint.rstrip(")")}
 
 
 def conflicts(request):

@@ -57,6 +57,11 @@ def setup_django(db_url: str | None) -> None:
     import django
 
     django.setup()
+    if os.environ.get("BENCH_SERVER_SIDE_BINDING") == "1":
+        # Experiment: psycopg server-side binding, so repeated statements are prepared once per connection.
+        from django.conf import settings
+
+        settings.DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

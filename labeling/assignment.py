@@ -83,10 +83,8 @@ def items_next(
         .order_by("?")
         .values_list("id", flat=True)[:n_gold]
     )
-    real_ids = _lease_real(
-        user=user, campaign=campaign, count=wanted - len(gold_ids), taken=taken, voted=voted, now=now
-    )
-    fresh = list(real_ids)
+    real = _lease_real(user=user, campaign=campaign, count=wanted - len(gold_ids), taken=taken, voted=voted, now=now)
+    fresh = [item.pk for item in real]
     for gold_id in gold_ids:  # at random places, so gold cannot be told apart by position
         fresh.insert(rng.randint(0, len(fresh)), gold_id)
 
@@ -99,17 +97,20 @@ def items_next(
         unique_fields=["item", "user"],
         update_fields=["expires_at"],
     )
-    items = Item.objects.select_related("image").in_bulk(ordered)
+    items = {item.pk: item for item in real}
+    others = [pk for pk in ordered if pk not in items]
+    if others:  # held and gold items; the real ones came with their pictures from the locking query
+        items.update(Item.objects.select_related("image").in_bulk(others))
     return [Assignment(item=items[pk], expires_at=expires_at) for pk in ordered]
 
 
-def _lease_real(*, user, campaign: Campaign, count: int, taken: set[int], voted, now: datetime) -> list[int]:
+def _lease_real(*, user, campaign: Campaign, count: int, taken: set[int], voted, now: datetime) -> list[Item]:
     """Lock and pick up to ``count`` real open items that still have room for another lease.
 
     Locks only as many rows as still wanted (locking spares would make concurrent callers skip them for
     nothing); a row dropped by the re-count is replaced in a further round.
     """
-    picked: list[int] = []
+    picked: list[Item] = []
     tried = set(taken)
     for _ in range(ROUNDS):
         wanted = count - len(picked)
@@ -118,18 +119,18 @@ def _lease_real(*, user, campaign: Campaign, count: int, taken: set[int], voted,
         candidates = _lock_candidates(user=user, campaign=campaign, count=wanted, tried=tried, voted=voted, now=now)
         if not candidates:
             break
-        tried.update(pk for pk, _ in candidates)
+        tried.update(item.pk for item in candidates)
         # A competitor that leased one of these committed before we got its row lock; this new statement
         # sees its lease (READ COMMITTED), which the candidate query's older snapshot may not have.
         leased_now = dict(
-            Lease.objects.filter(item_id__in=[pk for pk, _ in candidates], expires_at__gt=now)
+            Lease.objects.filter(item_id__in=[item.pk for item in candidates], expires_at__gt=now)
             .exclude(user=user)
             .order_by()
             .values("item_id")
             .annotate(n=Count("id"))
             .values_list("item_id", "n")
         )
-        picked += [pk for pk, top in candidates if leased_now.get(pk, 0) < campaign.votes_required - top]
+        picked += [i for i in candidates if leased_now.get(i.pk, 0) < campaign.votes_required - i.top_count]
     return picked[:count]
 
 
@@ -149,8 +150,8 @@ def _lock_candidates(*, user, campaign: Campaign, count: int, tried: set[int], v
         .annotate(leased=Coalesce(Subquery(others_leases, output_field=IntegerField()), Value(0)))
         .filter(leased__lt=campaign.votes_required - F("top_count"))
         .order_by("-top_count", "-vote_count", "id")
-        .select_for_update(skip_locked=True, of=("self",))
-        .values_list("id", "top_count")[:count]
+        .select_related("image")
+        .select_for_update(skip_locked=True, of=("self",))[:count]
     )
 
 

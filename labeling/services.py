@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from classification.models import GroundTruth
@@ -117,7 +117,20 @@ def vote_record(
 
 
 def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) -> VoteResult:
-    item = Item.objects.select_for_update(of=("self",)).select_related("campaign").filter(pk=item_id).first()
+    # One statement locks the item and answers both questions: is this a replay, and did this user already
+    # answer? If we waited for the lock, PostgreSQL hands back the newest item row but these two answers come
+    # from the statement's snapshot; a vote committed meanwhile then trips a unique constraint on insert,
+    # and vote_record turns that IntegrityError into the replay or the refusal.
+    item = (
+        Item.objects.select_for_update(of=("self",))
+        .select_related("campaign")
+        .annotate(
+            replay_id=Subquery(Vote.objects.filter(client_uuid=client_uuid).values("id")[:1]),
+            already=Exists(Vote.objects.live().filter(item=OuterRef("pk"), user=user)),
+        )
+        .filter(pk=item_id)
+        .first()
+    )
     if item is None:
         # A replay whose item is gone still names its vote; anything else is a bad reference.
         existing = Vote.objects.select_related("item").filter(client_uuid=client_uuid).first()
@@ -125,13 +138,8 @@ def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) 
             return _replay(existing, user=user)
         raise ItemNotFound(f"no item {item_id}")
     campaign = item.campaign
-    # One read, under the lock, answers both questions: is this a replay, and did this user already answer?
-    # (A replay of this UUID on the same item commits before we get the lock, so it is seen here.)
-    related = list(Vote.objects.filter(Q(client_uuid=client_uuid) | Q(item=item, user=user, undone_at__isnull=True)))
-    replayed = next((v for v in related if v.client_uuid == client_uuid), None)
-    if replayed is not None:
-        replayed.item = item if replayed.item_id == item.pk else Item.objects.get(pk=replayed.item_id)
-        return _replay(replayed, user=user)
+    if item.replay_id is not None:
+        return _replay(Vote.objects.select_related("item").get(pk=item.replay_id), user=user)
     if label not in _allowed_labels(campaign):
         raise UnknownLabel(
             f"{label!r} is not an answer to this campaign; expected one of "
@@ -140,7 +148,7 @@ def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) 
         )
     if item.status != Item.Status.OPEN:
         raise ItemClosed(f"this picture is already {item.status}; your answer was not counted", item=item)
-    if related:
+    if item.already:
         raise AlreadyVoted("you already answered this picture", item=item)
 
     now = at or timezone.now()

@@ -12,7 +12,8 @@
 
   var cfg = JSON.parse(document.getElementById("lb-config").textContent);
   var QUEUE_KEY = "spotcheck.labeling.queue.v1";
-  var BUFFER = 4; // the picture on screen + 3 preloaded
+  var AHEAD = 3; // pictures preloaded beyond the one on screen, at least
+  var BATCH = 8; // lease up to this many at once (on screen + ahead), so most answers need no lease call
   var EXCLUDE_MAX = 200;
   var BACKOFF_MAX = 30000;
 
@@ -169,11 +170,11 @@
   }
 
   function refill() {
-    if (fetching || buffer.length + (current ? 1 : 0) >= BUFFER) return;
+    if (fetching || buffer.length > AHEAD) return;
     fetching = true;
     var queued = queue.filter(function (op) { return op.kind === "vote"; }).map(function (op) { return op.item; });
     var exclude = seen.concat(queued).slice(-EXCLUDE_MAX);
-    request("POST", cfg.nextUrl, { count: BUFFER - buffer.length - (current ? 1 : 0), exclude: exclude })
+    request("POST", cfg.nextUrl, { count: BATCH - buffer.length - (current ? 1 : 0), exclude: exclude })
       .then(function (response) {
         if (!response.ok) throw new Error("next " + response.status);
         return response.json();
@@ -195,8 +196,6 @@
           empty.hidden = false;
           clearTimeout(refillTimer);
           refillTimer = setTimeout(refill, 15000); // others' leases expire; look again later
-        } else if (added > 0 && buffer.length + (current ? 1 : 0) < BUFFER && data.items.length >= 1) {
-          refill();
         }
       })
       .catch(function () {

@@ -176,6 +176,7 @@
     var exclude = seen.concat(queued).slice(-EXCLUDE_MAX);
     request("POST", cfg.nextUrl, { count: BATCH - buffer.length - (current ? 1 : 0), exclude: exclude })
       .then(function (response) {
+        if (response.status === 404) return { items: [], closed: true }; // the campaign was closed
         if (!response.ok) throw new Error("next " + response.status);
         return response.json();
       })
@@ -194,6 +195,10 @@
         if (added === 0 && !current) {
           screen.dataset.state = "empty";
           empty.hidden = false;
+          if (data.closed) {
+            empty.textContent = "This campaign is closed. Thank you!";
+            return;
+          }
           clearTimeout(refillTimer);
           refillTimer = setTimeout(refill, 15000); // others' leases expire; look again later
         }

@@ -201,3 +201,15 @@ def test_concurrent_next_and_vote_keep_every_item_within_max_votes(make_items, l
         live = item.votes.filter(undone_at__isnull=True).count()
         assert live == item.vote_count <= campaign.max_votes
         assert item.votes.values("user").distinct().count() == live
+
+
+@pytest.mark.django_db
+def test_periodic_sweep_deletes_only_expired_leases(campaign, make_items, labelers):
+    from labeling.tasks import leases_sweep
+
+    make_items(campaign, 2)
+    a, b = labelers(2)
+    items_next(user=a, campaign=campaign, count=1, now=timezone.now() - timedelta(minutes=30))
+    items_next(user=b, campaign=campaign, count=1)
+    assert leases_sweep.delay().get() == 1
+    assert list(Lease.objects.values_list("user_id", flat=True)) == [b.pk]

@@ -4,8 +4,9 @@ Calls `labeling.assignment.items_next` and `labeling.services.vote_record` direc
 call, minus HTTP and DRF), one thread and one database connection per labeler, in a dedicated database
 that is created and dropped here (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/spotcheck_bench_c).
 
-Two phases: "paced" labelers answer with a think time (default 120 ms, exponential) like a fast human
-tapping; "saturated" labelers never pause, which measures the ceiling. Each prints p50/p95/p99 server time
+Three phases: "human pace" labelers think 1.5 s per picture (exponential), the load 50 people put on it;
+"paced" labelers think 120 ms, the offered load the throughput target implies (about 8 votes/s each);
+"saturated" labelers never pause, which measures the ceiling. Each prints p50/p95/p99 server time
 per call, votes/s, and the correctness counts checked against the votes table afterwards.
 
     .venv/bin/python bench/labeling.py [--seconds 20] [--labelers 50] [--items 4000] [--think-ms 120]
@@ -115,6 +116,11 @@ def labeler_loop(*, user, campaign, truth, deadline: float, think_ms: float, see
     rng = random.Random(seed)
     accuracy = rng.uniform(0.75, 0.95)
     try:
+        # A server keeps its connections open: connect before the clock starts, and do not all start
+        # in the same millisecond (people do not).
+        connection.ensure_connection()
+        if think_ms:
+            time.sleep(rng.uniform(0, think_ms / 1000))
         while time.time() < deadline:
             t0 = time.perf_counter()
             batch = items_next(user=user, campaign=campaign, count=5, rng=rng)
@@ -126,7 +132,7 @@ def labeler_loop(*, user, campaign, truth, deadline: float, think_ms: float, see
                 if time.time() >= deadline:
                     break
                 if think_ms:
-                    time.sleep(rng.expovariate(1 / (think_ms / 1000)))
+                    time.sleep(min(rng.expovariate(1 / (think_ms / 1000)), max(0.0, deadline - time.time())))
                 right = truth[assigned.item.pk]
                 roll = rng.random()
                 if roll < 0.03:
@@ -318,7 +324,8 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=4000)
     parser.add_argument("--gold", type=int, default=50)
     parser.add_argument("--think-ms", type=float, default=120.0)
-    parser.add_argument("--phase", choices=["paced", "saturated", "both"], default="both")
+    parser.add_argument("--human-think-ms", type=float, default=1500.0)
+    parser.add_argument("--phase", choices=["human", "paced", "saturated", "all"], default="all")
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument(
         "--processes", type=int, default=1, help="spread the labeler threads over N processes, as N WSGI workers"
@@ -344,9 +351,11 @@ def main() -> int:
         setup_django(db_url)
         print(f"labeling bench on PostgreSQL {name} (service layer: items_next + vote_record), {os.cpu_count()} CPUs")
         ok = True
-        if args.phase in ("paced", "both"):
+        if args.phase in ("human", "all"):
+            ok &= run_phase(name="human pace", args=args, think_ms=args.human_think_ms)
+        if args.phase in ("paced", "all"):
             ok &= run_phase(name="paced", args=args, think_ms=args.think_ms)
-        if args.phase in ("saturated", "both"):
+        if args.phase in ("saturated", "all"):
             ok &= run_phase(name="saturated", args=args, think_ms=0.0)
     finally:
         from django.db import connections

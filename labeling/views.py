@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST
 
 from core.roles import Role, has_role, is_admin, is_staff_reviewer
@@ -43,6 +44,7 @@ def campaign_list(request):
     return render(request, "labeling/campaign_list.html", {"campaigns": campaigns, "can_admin": is_admin(request.user)})
 
 
+@ensure_csrf_cookie  # the page's script posts votes with the CSRF cookie
 def label(request, pk: int):
     _require(request, has_role(request.user, *LABELING_ROLES))
     campaign = get_object_or_404(Campaign, pk=pk, active=True)

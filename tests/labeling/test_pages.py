@@ -189,3 +189,30 @@ def test_fill_page_adds_gold_with_a_known_answer(client, admin_user, advertisers
 def test_fill_page_is_for_admins_only(client, reviewer, campaign):
     client.force_login(reviewer)
     assert client.get(f"/label/{campaign.pk}/fill/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_admin_pages_for_labeling_render(client, admin_user, labelers):
+    campaign = CampaignFactory()
+    item = ItemFactory(campaign=campaign)
+    give(labelers(1)[0], item, "Dealer")
+    client.force_login(admin_user)
+    for url in (
+        "/admin/labeling/campaign/",
+        f"/admin/labeling/campaign/{campaign.pk}/change/",
+        "/admin/labeling/campaign/add/",
+        "/admin/labeling/item/",
+        f"/admin/labeling/item/{item.pk}/change/",
+        "/admin/labeling/vote/",
+        "/admin/labeling/labelerquality/",
+    ):
+        assert client.get(url).status_code == 200, url
+    html = client.get("/admin/labeling/campaign/").content.decode()
+    assert f"/label/{campaign.pk}/fill/" in html and f"/label/{campaign.pk}/votes.csv" in html
+
+
+@pytest.mark.django_db
+def test_labeling_screen_sets_the_csrf_cookie_its_script_needs(client, labeler, campaign):
+    client.force_login(labeler)
+    response = client.get(f"/label/{campaign.pk}/")
+    assert "csrftoken" in response.cookies

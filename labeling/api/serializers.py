@@ -1,5 +1,6 @@
 """API shapes of the labeling app: input validation and output, no logic."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from labeling.models import CANT_TELL, CANT_TELL_LABEL, Campaign, Item, Vote
@@ -12,6 +13,31 @@ def choices_payload(campaign: Campaign) -> list[dict]:
     ]
 
 
+class ChoiceSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    label = serializers.CharField()
+
+
+class LeasedItemSerializer(serializers.Serializer):
+    """Documentation of one leased item in the next response."""
+
+    id = serializers.IntegerField()
+    image_url = serializers.CharField()
+    choices = ChoiceSerializer(many=True)
+    lease_expires = serializers.DateTimeField()
+
+
+class NextResponseSerializer(serializers.Serializer):
+    items = LeasedItemSerializer(many=True)
+
+
+class ItemStateSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Item.Status.choices)
+    label = serializers.CharField(allow_blank=True)
+    vote_count = serializers.IntegerField()
+
+
 class CampaignSerializer(serializers.ModelSerializer):
     choices = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
@@ -20,6 +46,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         model = Campaign
         fields = ["id", "name", "attribute", "choices", "votes_required", "max_votes", "active", "progress"]
 
+    @extend_schema_field(ChoiceSerializer(many=True))
     def get_choices(self, campaign) -> list[dict]:
         return choices_payload(campaign)
 
@@ -62,5 +89,6 @@ class VoteSerializer(serializers.ModelSerializer):
         model = Vote
         fields = ["id", "item", "label", "client_uuid", "created_at", "undone_at"]
 
+    @extend_schema_field(ItemStateSerializer)
     def get_item(self, vote) -> dict:
         return item_state(vote.item)

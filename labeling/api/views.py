@@ -12,7 +12,9 @@ from core.roles import Role, has_role
 from labeling import services
 from labeling.api.serializers import (
     CampaignSerializer,
+    ItemStateSerializer,
     NextInputSerializer,
+    NextResponseSerializer,
     VoteInputSerializer,
     VoteSerializer,
     choices_payload,
@@ -54,7 +56,7 @@ class CampaignNextView(APIView):
 
     permission_classes = [CanLabel]
 
-    @extend_schema(request=NextInputSerializer, responses={200: dict})
+    @extend_schema(request=NextInputSerializer, responses={200: NextResponseSerializer})
     def post(self, request, pk: int):
         campaign = get_object_or_404(Campaign, pk=pk, active=True)
         params = NextInputSerializer(data=request.data)
@@ -124,7 +126,7 @@ class ItemDetailView(APIView):
 
     permission_classes = [CanLabel]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: ItemStateSerializer})
     def get(self, request, pk: int):
         return Response(item_state(get_object_or_404(Item, pk=pk)))
 

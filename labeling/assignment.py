@@ -151,7 +151,7 @@ def _lock_candidates(*, user, campaign: Campaign, count: int, tried: set[int], v
         .filter(leased__lt=campaign.votes_required - F("top_count"))
         .order_by("-top_count", "-vote_count", "id")
         .select_related("image")
-        .select_for_update(skip_locked=True, of=("self",))[:count]
+        .select_for_update(skip_locked=True, no_key=True, of=("self",))[:count]
     )
 
 

@@ -117,12 +117,15 @@ def vote_record(
 
 
 def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) -> VoteResult:
+    # The user's lease on the item ends with their answer. Dropped before taking the item's row lock, so
+    # the lock is held for as few statements as possible (the item's row is what every voter queues on).
+    Lease.objects.filter(item_id=item_id, user=user).delete()
     # One statement locks the item and answers both questions: is this a replay, and did this user already
     # answer? If we waited for the lock, PostgreSQL hands back the newest item row but these two answers come
     # from the statement's snapshot; a vote committed meanwhile then trips a unique constraint on insert,
     # and vote_record turns that IntegrityError into the replay or the refusal.
     item = (
-        Item.objects.select_for_update(of=("self",))
+        Item.objects.select_for_update(no_key=True, of=("self",))
         .select_related("campaign")
         .annotate(
             replay_id=Subquery(Vote.objects.filter(client_uuid=client_uuid).values("id")[:1]),
@@ -181,7 +184,6 @@ def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) 
             item.status = Item.Status.CONFLICT
             fields.append("status")
     item.save(update_fields=fields)
-    Lease.objects.filter(item=item, user=user).delete()
     return VoteResult(vote=vote, created=True, item=item)
 
 
@@ -208,7 +210,7 @@ def vote_undo(*, user: AbstractBaseUser, vote_ref: int | str | uuid.UUID) -> Vot
     vote = Vote.objects.filter(user=user, **lookup).first()
     if vote is None:
         raise ItemNotFound("no such vote of yours")
-    item = Item.objects.select_for_update(of=("self",)).get(pk=vote.item_id)
+    item = Item.objects.select_for_update(no_key=True, of=("self",)).get(pk=vote.item_id)
     vote.refresh_from_db()
     if vote.undone_at is not None:
         return vote
@@ -227,7 +229,12 @@ def vote_undo(*, user: AbstractBaseUser, vote_ref: int | str | uuid.UUID) -> Vot
 @transaction.atomic
 def item_adjudicate(*, item_id: int, label: str, user: AbstractBaseUser) -> Item:
     """Settle a conflict: set the final label and record it as ground truth (source adjudication)."""
-    item = Item.objects.select_for_update(of=("self",)).select_related("campaign", "image").filter(pk=item_id).first()
+    item = (
+        Item.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("campaign", "image")
+        .filter(pk=item_id)
+        .first()
+    )
     if item is None:
         raise ItemNotFound(f"no item {item_id}")
     if label not in item.campaign.choices:

@@ -4,8 +4,7 @@ Rules: open items the user has not voted on; never leased to more people than th
 (the fewest votes that could decide it); closest to a decision first; gold interleaved at the campaign's
 gold rate; leases expire (LABELING_LEASE_SECONDS). On PostgreSQL concurrent callers skip each other's
 candidate rows (``FOR NO KEY UPDATE SKIP LOCKED``: it does not block inserts that reference the item)
-and re-count leases after locking; on SQLite the IMMEDIATE
-transaction mode serialises the whole call instead.
+and re-count leases after locking; on SQLite the IMMEDIATE transaction mode serialises the whole call.
 """
 
 import random

@@ -149,9 +149,8 @@ class _Echo:
         return value
 
 
-def votes_csv(request, pk: int):
-    _require(request, is_staff_reviewer(request.user))
-    campaign = get_object_or_404(Campaign, pk=pk)
+def votes_csv_response(campaign: Campaign) -> StreamingHttpResponse:
+    """The campaign's raw votes as CSV (task,worker,label), streamed: crowd-aggregation libraries read it."""
     writer = csv.writer(_Echo())
 
     def rows():
@@ -162,6 +161,11 @@ def votes_csv(request, pk: int):
     response = StreamingHttpResponse(rows(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-votes.csv"'
     return response
+
+
+def votes_csv(request, pk: int):
+    _require(request, is_staff_reviewer(request.user))
+    return votes_csv_response(get_object_or_404(Campaign, pk=pk))
 
 
 def campaign_fill(request, pk: int):

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import error_response
-from core.roles import Role, has_role
+from core.roles import Role, has_role, is_staff_reviewer
 from labeling import services
 from labeling.api.serializers import (
     CampaignSerializer,
@@ -165,3 +165,22 @@ class CampaignFillView(APIView):
         if result is None:
             return Response({"queued": True, "message": message}, status=status.HTTP_202_ACCEPTED)
         return Response({"added": result.added, "already": result.already, "message": message})
+
+
+class IsReviewerOrAdmin(BasePermission):
+    message = "The votes export needs the reviewer or admin role."
+
+    def has_permission(self, request, view) -> bool:
+        return is_staff_reviewer(request.user)
+
+
+class CampaignVotesCsvView(APIView):
+    """Raw votes of a campaign as CSV with columns task,worker,label (real items, can't tell left out)."""
+
+    permission_classes = [IsReviewerOrAdmin]
+
+    @extend_schema(responses={(200, "text/csv"): str})
+    def get(self, request, pk: int):
+        from labeling.views import votes_csv_response
+
+        return votes_csv_response(get_object_or_404(Campaign, pk=pk))

@@ -146,3 +146,21 @@ def test_fill_api_is_for_admins_and_adds_a_random_sample(api_as, labeler, admin_
     response = client.post(f"/api/v1/campaigns/{campaign.pk}/fill/", {"source": "random", "count": 4})
     assert response.json()["added"] == 2  # only two pictures left that are not in the campaign
     assert client.post(f"/api/v1/campaigns/{campaign.pk}/fill/", {"source": "random"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_votes_csv_export_over_the_api_with_a_token(api_client, reviewer, labeler):
+    from rest_framework.authtoken.models import Token
+
+    campaign = CampaignFactory()
+    item = ItemFactory(campaign=campaign)
+    from labeling.services import vote_record
+
+    vote_record(user=labeler, item_id=item.pk, label="Stock", client_uuid=uuid.uuid4())
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=labeler).key}")
+    assert api_client.get(f"/api/v1/campaigns/{campaign.pk}/votes.csv").status_code == 403
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reviewer).key}")
+    response = api_client.get(f"/api/v1/campaigns/{campaign.pk}/votes.csv")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    assert body.splitlines() == ["task,worker,label", f"{item.pk},{labeler.pk},Stock"]

@@ -3,6 +3,7 @@
 import logging
 
 from celery import shared_task
+from django.db import OperationalError
 
 from labeling.assignment import leases_expired_delete
 from labeling.fill import FillError, campaign_fill_zip
@@ -17,7 +18,17 @@ def leases_sweep() -> int:
     return leases_expired_delete()
 
 
-@shared_task(name="labeling.tasks.campaign_zip_ingest")
+# Worth another try: the storage or the database was briefly unreachable.
+TRANSIENT = (ConnectionError, TimeoutError, OperationalError)
+
+
+@shared_task(
+    name="labeling.tasks.campaign_zip_ingest",
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=5,
+)
 def campaign_zip_ingest(campaign_id: int, path: str, gold_label: str = "") -> dict:
     """Ingest an uploaded zip into a campaign, then delete the upload. Safe to run twice: pictures are
     keyed by their bytes and enter a campaign once."""

@@ -307,6 +307,12 @@ class _Decoder:
         return out
 
 
+def _set_timeout(sock: socket.socket, seconds: float) -> None:
+    # Once a "Connection: close" body has been read in full, http.client has closed the socket already.
+    with contextlib.suppress(OSError):
+        sock.settimeout(seconds)
+
+
 def _connection(target: _Target, address: str, connect_timeout: float) -> HTTPConnection:
     if target.scheme == "https":
         context = ssl.create_default_context(cafile=certifi.where())
@@ -424,7 +430,7 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
         body = bytearray()
         raw_seen = 0
         while True:
-            sock.settimeout(min(read_timeout, remaining()))
+            _set_timeout(sock, min(read_timeout, remaining()))
             chunk = response.read1(CHUNK, decode_content=False)
             if not chunk:
                 break

@@ -214,6 +214,20 @@ def test_byte_cap_counts_decompressed_bytes(picture_server, allow_loopback, sett
     assert failure.value.reason == FetchError.TOO_LARGE
 
 
+def test_a_server_closing_after_a_sized_body_is_read_in_full(picture_server, allow_loopback, stock_red_jpeg):
+    def http10(h):
+        h.protocol_version = "HTTP/1.0"
+        h.send_response(200)
+        h.send_header("Content-Type", "image/jpeg")
+        h.send_header("Content-Length", str(len(stock_red_jpeg)))
+        h.end_headers()
+        h.wfile.write(stock_red_jpeg)
+        h.close_connection = True
+
+    picture_server.raw_routes["/old.jpg"] = http10
+    assert fetch(picture_server.url("/old.jpg")).content == stock_red_jpeg
+
+
 def test_gzip_encoded_picture_is_decoded(picture_server, allow_loopback, stock_red_jpeg):
     picture_server.serve("/z.jpg", gzip.compress(stock_red_jpeg), headers={"Content-Encoding": "gzip"})
     assert fetch(picture_server.url("/z.jpg")).content == stock_red_jpeg

@@ -28,6 +28,7 @@ import certifi
 from django.conf import settings
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from classification.models import FetchError
 
@@ -387,8 +388,8 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
             break
         except TimeoutError as exc:
             last_error = exc
-        except (OSError, Urllib3HTTPError) as exc:
-            last_error = exc
+        except (OSError, Urllib3HTTPError, CertificateError) as exc:
+            last_error = exc  # refused, unreachable, or a certificate not valid for the hostname
         conn.close()
         conn = None
     if conn is None:

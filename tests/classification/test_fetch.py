@@ -293,3 +293,43 @@ def test_closed_port_is_a_connection_error(allow_loopback):
         fetch(f"http://127.0.0.1:{port}/a.jpg")
     assert failure.value.reason == FetchError.CONNECTION
     assert failure.value.transient
+
+
+@pytest.fixture
+def tls_server(tmp_path, picture_server, stock_red_jpeg):
+    """The picture server behind TLS with a self-signed certificate for pictures.test only."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pictures.test",
+         "-addext", "subjectAltName=DNS:pictures.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    picture_server.httpd.socket = context.wrap_socket(picture_server.httpd.socket, server_side=True)
+    picture_server.serve("/a.jpg", stock_red_jpeg)
+    return picture_server, cert, names
+
+
+def test_https_connects_to_the_pinned_address_with_sni_and_verifies_the_hostname(
+    tls_server, allow_loopback, monkeypatch, stock_red_jpeg
+):
+    server, cert, names = tls_server
+    port = server.httpd.server_address[1]
+    monkeypatch.setattr(fetch_module, "_resolve", lambda host, port, timeout: ["127.0.0.1"])
+    monkeypatch.setattr(fetch_module.certifi, "where", lambda: str(cert))
+    assert fetch(f"https://pictures.test:{port}/a.jpg").content == stock_red_jpeg
+    assert names == ["pictures.test"]  # SNI names the host, not the address we connected to
+    assert server.requests("/a.jpg")[0].headers["host"] == f"pictures.test:{port}"
+    with pytest.raises(FetchFailed) as failure:
+        fetch(f"https://elsewhere.test:{port}/a.jpg")  # same address, a name the certificate does not cover
+    assert failure.value.reason == FetchError.CONNECTION
+    assert len(server.requests("/a.jpg")) == 1

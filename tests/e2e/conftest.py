@@ -1,15 +1,11 @@
 """Browser tests: Playwright driving Debian's Chromium (never a downloaded browser)."""
 
-import os
 from pathlib import Path
 
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls tests make around it are safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +14,10 @@ def browser():
         pytest.skip("needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does)")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    # Playwright's sync API keeps an event loop running in this thread while the browser lives; the ORM
+    # calls tests (and their database teardown) make beside it are safe, so say so for that time only.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()

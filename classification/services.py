@@ -408,7 +408,12 @@ def urls_check(*, urls: list[str], classify: bool = True) -> dict[str, UrlCheck]
         fetched = d.fetched
         check.status = fetched.status
         if fetched.not_modified:
-            source = sources[url_hash(url)]
+            source = sources.get(url_hash(url))
+            if source is None or source.image is None or not any(validators(url)):
+                # A 304 to a request without validators is a broken (or hostile) server, not a hit.
+                check.error, check.status = "http_304", 304
+                updates.append(_SourceUpdate(url=url, status=304, error=check.error))
+                continue
             check.image_id, check.sha256 = source.image_id, source.image.sha256
             updates.append(
                 _SourceUpdate(

@@ -266,9 +266,10 @@ class _Decoder:
             self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._z = zlib.decompressobj()
-            self._raw_fallback = True
         else:
             raise FetchFailed(FetchError.NOT_AN_IMAGE, f"unsupported Content-Encoding {encoding!r}")
+        # "deflate" is sent both zlib-wrapped (the RFC) and raw (common servers): retry raw once.
+        self._raw_fallback = encoding == "deflate"
         self._first = True
 
     def feed(self, chunk: bytes) -> bytes:
@@ -286,8 +287,7 @@ class _Decoder:
             try:
                 piece = self._z.decompress(data, budget)
             except zlib.error:
-                if self._first and getattr(self, "_raw_fallback", False):
-                    # "deflate" is sent both zlib-wrapped (the RFC) and raw (common servers).
+                if self._first and self._raw_fallback:
                     self._z = zlib.decompressobj(-zlib.MAX_WBITS)
                     self._first = False
                     return self._inflate(chunk)

@@ -333,3 +333,13 @@ def test_https_connects_to_the_pinned_address_with_sni_and_verifies_the_hostname
         fetch(f"https://elsewhere.test:{port}/a.jpg")  # same address, a name the certificate does not cover
     assert failure.value.reason == FetchError.CONNECTION
     assert len(server.requests("/a.jpg")) == 1
+
+
+@pytest.mark.parametrize("wbits", [15, -15], ids=["zlib-wrapped", "raw"])
+def test_deflate_encoded_picture_is_decoded_in_both_spellings(picture_server, allow_loopback, stock_red_jpeg, wbits):
+    import zlib
+
+    packer = zlib.compressobj(wbits=wbits)
+    body = packer.compress(stock_red_jpeg) + packer.flush()
+    picture_server.serve("/d.jpg", body, headers={"Content-Encoding": "deflate"})
+    assert fetch(picture_server.url("/d.jpg")).content == stock_red_jpeg

@@ -22,6 +22,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 import certifi
@@ -314,9 +315,15 @@ def _set_timeout(sock: socket.socket, seconds: float) -> None:
         sock.settimeout(seconds)
 
 
+@lru_cache(maxsize=4)
+def _tls_context(cafile: str) -> ssl.SSLContext:
+    """Loading the CA bundle costs milliseconds: one verifying context per bundle, shared (thread-safe)."""
+    return ssl.create_default_context(cafile=cafile)
+
+
 def _connection(target: _Target, address: str, connect_timeout: float) -> HTTPConnection:
     if target.scheme == "https":
-        context = ssl.create_default_context(cafile=certifi.where())
+        context = _tls_context(certifi.where())
         return HTTPSConnection(
             address,
             target.port,

@@ -1,0 +1,735 @@
+"""Dataset export: an attribute's ground truth as a folder-per-class zip (Keras / torchvision layout) or a
+manifest alone, split train/test deterministically in groups that near-duplicates never straddle.
+
+Definitions the code below holds to:
+
+* **Voices.** Among a picture's ground truths for the attribute (selected sources, recorded up to the
+  export's snapshot), each of consensus, adjudication and staff fix is one voice, and each advertiser's fixes
+  are one voice per advertiser; a voice says what its *latest* row says (a newer staff fix replaces an older).
+* **Conflicting.** The voices name more than one value. Left out unless ``include_conflicting``; then the label
+  is taken by precedence adjudication → staff fix → consensus → advertiser fix (advertisers' criteria differ
+  from ours, seed 002).
+* **Since.** With a ``since`` time (or "since the last export": the snapshot of the attribute's last done
+  export), only pictures with a ground truth recorded after it are exported; their label still weighs all
+  their voices up to the snapshot.
+* **Groups.** Pictures whose 64-bit perceptual hashes differ in at most ``phash_threshold`` bits are joined
+  (union-find; candidates found through four 16-bit bands), and with ``group_by_advertiser`` so are pictures
+  shown by the same advertiser. A group goes wholly to train or test by a keyed hash of its smallest SHA-256
+  and the seed — never Python's ``random`` or ``hash()``.
+* **Manifest.** Sorted by SHA-256, no timestamps: same parameters and data give the same bytes.
+
+Memory: ground truth is streamed with ``.iterator()``; per kept picture only its hash, perceptual hash,
+class and advertisers stay in memory (a few hundred bytes); records and the zip go through temporary files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import logging
+import secrets
+import tempfile
+import time
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Min
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from classification.collections import collection_get
+from classification.models import DatasetExport, GroundTruth, ImageSource, JobStatus
+from classification.vocabulary import Attribute, choices_for
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = ("sha256", "split", "label", "source", "votes", "margin", "advertiser", "url", "width", "height")
+SOURCE_PRECEDENCE = (
+    GroundTruth.Source.ADJUDICATION,
+    GroundTruth.Source.STAFF_FIX,
+    GroundTruth.Source.CONSENSUS,
+    GroundTruth.Source.ADVERTISER_FIX,
+)
+DEFAULT_MIN_SIZE = 128
+DEFAULT_TEST_FRACTION = 0.2
+DEFAULT_PHASH_THRESHOLD = 4
+MAX_PHASH_THRESHOLD = 11  # beyond this, band probing explodes and "near-duplicate" stops meaning much
+CHUNK = 2000
+SPOOL_BYTES = 8 * 1024 * 1024
+# Fixed zip entry time: the zip of the same data is the same bytes too.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+_MASK64 = (1 << 64) - 1
+
+
+class ExportError(ValueError):
+    """Parameters a person can fix (unknown class, bad fraction…); the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    attribute: str
+    sources: tuple[str, ...] = tuple(SOURCE_PRECEDENCE)
+    since: str | None = None  # ISO time; resolved from "since last export" when requested
+    since_last_export: bool = False
+    min_width: int = DEFAULT_MIN_SIZE
+    min_height: int = DEFAULT_MIN_SIZE
+    classes: tuple[str, ...] = ()  # empty: every class of the attribute
+    test_fraction: float = DEFAULT_TEST_FRACTION
+    seed: int = 0
+    phash_threshold: int = DEFAULT_PHASH_THRESHOLD
+    group_by_advertiser: bool = False
+    cap_per_class: int | None = None
+    include_conflicting: bool = False
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        data["sources"] = list(self.sources)
+        data["classes"] = list(self.classes)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> ExportParams:
+        data = dict(data)
+        data["sources"] = tuple(data.get("sources") or SOURCE_PRECEDENCE)
+        data["classes"] = tuple(data.get("classes") or ())
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def class_folder(value: str) -> str:
+    """A class name safe as a folder name ("front-3/4" → "front-3_4"); summary.json maps them back."""
+    return value.replace("/", "_").replace("\\", "_")
+
+
+# --- requesting -----------------------------------------------------------------------------------
+
+
+def last_done_export(*, attribute: str, before: datetime | None = None) -> DatasetExport | None:
+    """The attribute's most recent finished export (by snapshot), optionally taken before ``before``."""
+    qs = DatasetExport.objects.filter(attribute=attribute, status=JobStatus.DONE)
+    if before is not None:
+        qs = qs.filter(snapshot_at__lt=before)
+    return qs.order_by("-snapshot_at", "-id").first()
+
+
+def export_params_build(
+    *,
+    attribute: str,
+    sources: Iterable[str] | None = None,
+    since: datetime | None = None,
+    since_last_export: bool = False,
+    min_width: int = DEFAULT_MIN_SIZE,
+    min_height: int = DEFAULT_MIN_SIZE,
+    classes: Iterable[str] | None = None,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
+    phash_threshold: int = DEFAULT_PHASH_THRESHOLD,
+    group_by_advertiser: bool = False,
+    cap_per_class: int | None = None,
+    include_conflicting: bool = False,
+) -> ExportParams:
+    """Validate and normalise export parameters; raises ExportError with a message a person can act on."""
+    if attribute not in Attribute.values:
+        raise ExportError(f"unknown attribute {attribute!r}; expected one of {', '.join(Attribute.values)}")
+    source_list = sorted(set(sources or SOURCE_PRECEDENCE), key=_source_rank)
+    unknown = [s for s in source_list if s not in GroundTruth.Source.values]
+    if unknown:
+        raise ExportError(f"unknown source(s) {', '.join(unknown)}; expected {', '.join(GroundTruth.Source.values)}")
+    vocabulary = choices_for(attribute)
+    class_list = [c for c in vocabulary if c in set(classes or ())]
+    bad = sorted(set(classes or ()) - set(vocabulary))
+    if bad:
+        raise ExportError(f"unknown {attribute} class(es) {', '.join(bad)}; expected {', '.join(vocabulary)}")
+    if not 0.0 <= test_fraction <= 1.0:
+        raise ExportError("test fraction must be between 0 and 1")
+    if min_width < 0 or min_height < 0:
+        raise ExportError("minimum width and height must be positive")
+    if not 0 <= phash_threshold <= MAX_PHASH_THRESHOLD:
+        raise ExportError(f"near-duplicate threshold must be between 0 and {MAX_PHASH_THRESHOLD} bits")
+    if cap_per_class is not None and cap_per_class < 1:
+        raise ExportError("the cap per class must be at least 1 (or empty for no cap)")
+    if since is not None and since_last_export:
+        raise ExportError("give either a date or 'since the last export', not both")
+    if since is not None and timezone.is_naive(since):
+        since = timezone.make_aware(since)
+    return ExportParams(
+        attribute=attribute,
+        sources=tuple(source_list),
+        since=since.isoformat() if since else None,
+        since_last_export=since_last_export,
+        min_width=int(min_width),
+        min_height=int(min_height),
+        classes=tuple(class_list),
+        test_fraction=float(test_fraction),
+        seed=int(seed),
+        phash_threshold=int(phash_threshold),
+        group_by_advertiser=bool(group_by_advertiser),
+        cap_per_class=int(cap_per_class) if cap_per_class else None,
+        include_conflicting=bool(include_conflicting),
+    )
+
+
+@transaction.atomic
+def export_request(
+    *,
+    params: ExportParams,
+    manifest_only: bool = False,
+    user: AbstractBaseUser | None = None,
+    enqueue: bool = True,
+) -> DatasetExport:
+    """Create a queued export (its snapshot time fixed now) and enqueue it after commit."""
+    from classification.tasks.datasets import export_dataset_task
+
+    snapshot_at = timezone.now()
+    if params.since_last_export:
+        previous = last_done_export(attribute=params.attribute, before=snapshot_at)
+        # With no previous export "since the last export" means everything.
+        since = previous.snapshot_at.isoformat() if previous else None
+        params = ExportParams.from_json({**params.as_json(), "since": since})
+    export = DatasetExport.objects.create(
+        attribute=params.attribute,
+        params=params.as_json(),
+        manifest_only=manifest_only,
+        snapshot_at=snapshot_at,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    if enqueue:
+        transaction.on_commit(lambda: export_dataset_task.delay(export.pk))
+    return export
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+
+def _source_rank(source: str) -> int:
+    return SOURCE_PRECEDENCE.index(source) if source in SOURCE_PRECEDENCE else len(SOURCE_PRECEDENCE)
+
+
+@dataclass
+class _Row:
+    value: str
+    source: str
+    advertiser: str
+    url: str
+    votes: int | None
+    margin: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Resolution:
+    label: str
+    conflicting: bool
+    source: str  # the sources that agree with the label, in precedence order, joined by "+"
+    votes: int | None
+    margin: int | None
+    advertisers: tuple[str, ...]
+    url: str
+
+
+def label_resolve(rows: list[_Row]) -> Resolution:
+    """The label of one picture from its ground-truth rows (oldest first), and whether its voices conflict."""
+    voices: dict[tuple[str, str], _Row] = {}
+    for row in rows:  # oldest first: the last row of a voice wins
+        key = (row.source, row.advertiser if row.source == GroundTruth.Source.ADVERTISER_FIX else "")
+        voices[key] = row
+    values = {row.value for row in voices.values()}
+    ranked = sorted(voices.values(), key=lambda r: (_source_rank(r.source), -r.created_at.timestamp(), r.advertiser))
+    label = ranked[0].value
+    agreeing = [r for r in ranked if r.value == label]
+    sources = "+".join(dict.fromkeys(r.source for r in agreeing))
+    consensus = voices.get((GroundTruth.Source.CONSENSUS, ""))
+    url = next((r.url for r in reversed(rows) if r.url), "")
+    return Resolution(
+        label=label,
+        conflicting=len(values) > 1,
+        source=sources,
+        votes=consensus.votes if consensus else None,
+        margin=consensus.margin if consensus else None,
+        advertisers=tuple(sorted({r.advertiser for r in rows if r.advertiser})),
+        url=url,
+    )
+
+
+# --- grouping -------------------------------------------------------------------------------------
+
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 with path halving and union by size."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+        self.size = [1] * n
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if self.size[ra] < self.size[rb]:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+
+
+def _flips(value: int, bits: int, radius: int) -> Iterator[int]:
+    """``value`` and every value within ``radius`` bit flips of it, over ``bits`` bits."""
+    yield value
+    if radius <= 0:
+        return
+    frontier = {value}
+    seen = {value}
+    for _ in range(radius):
+        nxt = set()
+        for v in frontier:
+            for b in range(bits):
+                w = v ^ (1 << b)
+                if w not in seen:
+                    seen.add(w)
+                    nxt.add(w)
+                    yield w
+        frontier = nxt
+
+
+def near_duplicate_pairs(phashes: list[int | None], threshold: int) -> Iterator[tuple[int, int]]:
+    """Index pairs whose 64-bit hashes differ in at most ``threshold`` bits (a spanning set, not all pairs).
+
+    Two hashes within ``t`` bits agree to within ``t // 4`` bits on at least one of their four 16-bit bands
+    (pigeonhole), so probing each band's bucket and its neighbours within ``t // 4`` flips finds every pair.
+    Identical hashes are joined first so a picture reused a thousand times costs one comparison, not a million.
+    """
+    first_of: dict[int, int] = {}
+    unique: list[tuple[int, int]] = []  # (hash, first index)
+    for i, h in enumerate(phashes):
+        if h is None:
+            continue
+        h &= _MASK64
+        j = first_of.get(h)
+        if j is None:
+            first_of[h] = i
+            unique.append((h, i))
+        else:
+            yield j, i
+    if threshold <= 0:
+        return
+    radius = threshold // 4
+    buckets: list[dict[int, list[tuple[int, int]]]] = [defaultdict(list) for _ in range(4)]
+    for h, i in unique:
+        bands = [(h >> (16 * k)) & 0xFFFF for k in range(4)]
+        matched: set[int] = set()
+        for k, band in enumerate(bands):
+            bucket_k = buckets[k]
+            for probe in _flips(band, 16, radius):
+                for other_h, other_i in bucket_k.get(probe, ()):
+                    if other_i not in matched and (h ^ other_h).bit_count() <= threshold:
+                        matched.add(other_i)
+                        yield other_i, i
+        for k, band in enumerate(bands):
+            buckets[k][band].append((h, i))
+
+
+def split_of(*, group_key: str, seed: int, test_fraction: float) -> str:
+    """train or test for a group, from a keyed BLAKE2 hash: stable across processes and machines."""
+    digest = hashlib.blake2b(f"{seed}:{group_key}".encode(), digest_size=8).digest()
+    return "test" if int.from_bytes(digest, "big") / 2**64 < test_fraction else "train"
+
+
+def _rank(seed: int, sha256: str) -> bytes:
+    return hashlib.blake2b(f"cap:{seed}:{sha256}".encode(), digest_size=8).digest()
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Kept:
+    """What stays in memory per kept picture."""
+
+    sha256: list[str] = field(default_factory=list)
+    phash: list[int | None] = field(default_factory=list)
+    label: list[str] = field(default_factory=list)
+    advertisers: list[tuple[str, ...]] = field(default_factory=list)
+
+
+class _Progress:
+    """Writes the percentage to the export row at most about once a second."""
+
+    def __init__(self, export: DatasetExport):
+        self.export = export
+        self.last = 0.0
+        self.value = -1
+
+    def set(self, percent: float, *, force: bool = False) -> None:
+        value = max(0, min(100, int(percent)))
+        now = time.monotonic()
+        if value != self.value and (force or now - self.last >= 1.0):
+            DatasetExport.objects.filter(pk=self.export.pk).update(progress=value)
+            self.value, self.last = value, now
+
+
+def _ground_truth_rows(params: ExportParams, snapshot_at: datetime):
+    qs = GroundTruth.objects.filter(
+        attribute=params.attribute,
+        source__in=params.sources,
+        created_at__lte=snapshot_at,
+        image__width__gte=params.min_width,
+        image__height__gte=params.min_height,
+    )
+    if params.since:
+        newer = GroundTruth.objects.filter(
+            attribute=params.attribute,
+            source__in=params.sources,
+            created_at__gt=parse_datetime(params.since),
+            created_at__lte=snapshot_at,
+        ).values("image_id")
+        qs = qs.filter(image_id__in=newer)
+    return qs
+
+
+def _too_small_count(params: ExportParams, snapshot_at: datetime) -> int:
+    qs = GroundTruth.objects.filter(
+        attribute=params.attribute, source__in=params.sources, created_at__lte=snapshot_at
+    ).exclude(image__width__gte=params.min_width, image__height__gte=params.min_height)
+    if params.since:
+        qs = qs.filter(created_at__gt=parse_datetime(params.since))
+    return qs.values("image_id").distinct().count()
+
+
+def _pictures(params: ExportParams, snapshot_at: datetime) -> Iterator[tuple[tuple, list[_Row]]]:
+    """(picture columns, its rows oldest first) per picture, in SHA-256 order, streamed."""
+    rows = (
+        _ground_truth_rows(params, snapshot_at)
+        .order_by("image__sha256", "created_at", "id")
+        .values_list(
+            "image_id",
+            "image__sha256",
+            "image__width",
+            "image__height",
+            "image__phash",
+            "image__thumbnail",
+            "value",
+            "source",
+            "advertiser",
+            "url",
+            "votes",
+            "margin",
+            "created_at",
+        )
+        .iterator(chunk_size=CHUNK)
+    )
+    current: tuple | None = None
+    bucket: list[_Row] = []
+    for image_id, sha, width, height, phash, thumb, value, source, advertiser, url, votes, margin, at in rows:
+        if current is None or current[0] != image_id:
+            if current is not None:
+                yield current, bucket
+            current, bucket = (image_id, sha, width, height, phash, thumb), []
+        bucket.append(_Row(value, source, advertiser, url, votes, margin, at))
+    if current is not None:
+        yield current, bucket
+
+
+def _fallback_urls(image_ids: list[int]) -> dict[int, str]:
+    """The first-seen URL of each picture that has no URL in its ground truth: one query per batch."""
+    if not image_ids:
+        return {}
+    first = ImageSource.objects.filter(image_id__in=image_ids).values("image_id").annotate(first_id=Min("id"))
+    ids = [row["first_id"] for row in first]
+    return dict(ImageSource.objects.filter(id__in=ids).values_list("image_id", "url"))
+
+
+def _advertisers_of(image_ids: list[int]) -> dict[int, list[str]]:
+    collection = collection_get("advertiser")
+    if collection is None or not image_ids:
+        return {}
+    return collection.keys_for(image_ids)
+
+
+def export_run(*, export_id: int) -> DatasetExport:
+    """Build an export's files into the default storage, recording progress, counts and the diff.
+
+    Safe to run again: a done export is left alone; an interrupted one starts over.
+    """
+    export = DatasetExport.objects.get(pk=export_id)
+    if export.status == JobStatus.DONE:
+        return export
+    for old in (export.file, export.manifest):
+        if old:
+            old.storage.delete(old.name)
+    DatasetExport.objects.filter(pk=export.pk).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0, error="", file="", manifest=""
+    )
+    try:
+        result = _build(export)
+    except Exception as exc:
+        DatasetExport.objects.filter(pk=export.pk).update(
+            status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
+        )
+        raise
+    DatasetExport.objects.filter(pk=export.pk).update(
+        status=JobStatus.DONE, progress=100, finished_at=timezone.now(), **result
+    )
+    export.refresh_from_db()
+    return export
+
+
+def _build(export: DatasetExport) -> dict:
+    # Temporary files are closed (and deleted) whatever happens.
+    with contextlib.ExitStack() as files:
+        return _build_into(export, files)
+
+
+def _build_into(export: DatasetExport, files: contextlib.ExitStack) -> dict:
+    params = ExportParams.from_json(export.params)
+    progress = _Progress(export)
+    snapshot_at = export.snapshot_at
+    zip_share = 0 if export.manifest_only else 45  # percent of the bar the pictures take
+
+    total_rows = _ground_truth_rows(params, snapshot_at).count() or 1
+    excluded: Counter[str] = Counter()
+    excluded["too_small"] = _too_small_count(params, snapshot_at)
+    wanted = set(params.classes)
+    kept = _Kept()
+    seen_rows = 0
+
+    # Pass 1: resolve labels, keep small per-picture facts in memory and the rest in a temporary file.
+    records = files.enter_context(tempfile.TemporaryFile("w+", newline="", encoding="utf-8"))  # noqa: SIM115
+    writer = csv.writer(records, lineterminator="\n")
+    batch: list[tuple[tuple, Resolution]] = []
+
+    def flush() -> None:
+        ids = [pic[0] for pic, _ in batch]
+        need_url = [pic[0] for pic, res in batch if not res.url]
+        urls = _fallback_urls(need_url)
+        groups = _advertisers_of(ids)
+        for pic, res in batch:
+            image_id, sha, width, height, phash, thumb = pic
+            advertisers = tuple(sorted(set(res.advertisers) | set(groups.get(image_id, ()))))
+            kept.sha256.append(sha)
+            kept.phash.append(phash)
+            kept.label.append(res.label)
+            kept.advertisers.append(advertisers)
+            writer.writerow(
+                [
+                    sha,
+                    res.label,
+                    res.source,
+                    "" if res.votes is None else res.votes,
+                    "" if res.margin is None else res.margin,
+                    ";".join(advertisers),
+                    res.url or urls.get(image_id, ""),
+                    width,
+                    height,
+                    thumb,
+                ]
+            )
+        batch.clear()
+
+    for pic, rows in _pictures(params, snapshot_at):
+        seen_rows += len(rows)
+        res = label_resolve(rows)
+        if res.conflicting and not params.include_conflicting:
+            excluded["conflicting"] += 1
+        elif wanted and res.label not in wanted:
+            excluded["other_class"] += 1
+        else:
+            batch.append((pic, res))
+            if len(batch) >= CHUNK:
+                flush()
+                progress.set(seen_rows / total_rows * (90 - zip_share))
+    flush()
+
+    n = len(kept.sha256)
+    keep = [True] * n
+    if params.cap_per_class:
+        by_class: dict[str, list[int]] = defaultdict(list)
+        for i, label in enumerate(kept.label):
+            by_class[label].append(i)
+        for indices in by_class.values():
+            if len(indices) > params.cap_per_class:
+                indices.sort(key=lambda i: _rank(params.seed, kept.sha256[i]))
+                for i in indices[params.cap_per_class :]:
+                    keep[i] = False
+                excluded["capped"] += len(indices) - params.cap_per_class
+
+    # Groups: near-duplicates, and the advertiser when asked; the group key is its smallest SHA-256.
+    kept_idx = [i for i in range(n) if keep[i]]
+    uf = UnionFind(n)
+    for a, b in near_duplicate_pairs([kept.phash[i] if keep[i] else None for i in range(n)], params.phash_threshold):
+        uf.union(a, b)
+    if params.group_by_advertiser:
+        first_by_advertiser: dict[str, int] = {}
+        for i in kept_idx:
+            for slug in kept.advertisers[i]:
+                j = first_by_advertiser.setdefault(slug, i)
+                if j != i:
+                    uf.union(i, j)
+    group_key: dict[int, str] = {}
+    for i in kept_idx:  # SHA-256 order, so the first member seen is the smallest
+        group_key.setdefault(uf.find(i), kept.sha256[i])
+    split = {}
+    for root, key in group_key.items():
+        split[root] = split_of(group_key=key, seed=params.seed, test_fraction=params.test_fraction)
+    progress.set(90 - zip_share, force=True)
+
+    # Pass 2: the manifest (and the zip) from the temporary records, in SHA-256 order.
+    records.seek(0)
+    counts: dict[str, Counter[str]] = {"train": Counter(), "test": Counter()}
+    manifest = files.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115
+    manifest_text = io.TextIOWrapper(manifest, encoding="utf-8", newline="", write_through=True)
+    manifest_writer = csv.writer(manifest_text, lineterminator="\n")
+    manifest_writer.writerow(MANIFEST_COLUMNS)
+    archive_file = None
+    if not export.manifest_only:
+        archive_file = files.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115
+    archive = zipfile.ZipFile(archive_file, "w", allowZip64=True) if archive_file is not None else None
+    kept_count = len(kept_idx)
+    written = 0
+    for i, record in enumerate(csv.reader(records)):
+        if not keep[i]:
+            continue
+        sha, label, source, votes, margin, advertisers, url, width, height, thumb = record
+        part = split[uf.find(i)]
+        if archive is not None:
+            data = _thumbnail_bytes(thumb)
+            if data is None:
+                excluded["missing_picture"] += 1
+                continue
+            info = zipfile.ZipInfo(f"{part}/{class_folder(label)}/{sha}.jpg", date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_STORED  # JPEG does not compress further; storing is fast
+            archive.writestr(info, data)
+        manifest_writer.writerow([sha, part, label, source, votes, margin, advertisers, url, width, height])
+        counts[part][label] += 1
+        written += 1
+        if written % 500 == 0:
+            progress.set(90 - zip_share + written / max(kept_count, 1) * zip_share)
+
+    vocabulary = choices_for(params.attribute)
+    counts_json = {part: {c: counts[part][c] for c in vocabulary if counts[part][c]} for part in ("train", "test")}
+    summary = {
+        "attribute": params.attribute,
+        "parameters": params.as_json(),
+        "manifest_only": export.manifest_only,
+        "snapshot_at": export.snapshot_at.isoformat(),
+        "rows": written,
+        "groups": len({uf.find(i) for i in kept_idx}),
+        "counts": counts_json,
+        "excluded": dict(sorted(excluded.items())),
+        "class_folders": {class_folder(c): c for c in vocabulary},
+        "manifest_columns": list(MANIFEST_COLUMNS),
+    }
+    summary_bytes = json.dumps(summary, indent=2, sort_keys=True).encode() + b"\n"
+
+    base = f"exports/{params.attribute}/{export.pk:06d}-{secrets.token_hex(8)}"
+    manifest_text.flush()
+    manifest.seek(0)
+    manifest_name = default_storage.save(f"{base}/manifest.csv", File(manifest, name="manifest.csv"))
+    if archive is not None:
+        manifest.seek(0)
+        info = zipfile.ZipInfo("manifest.csv", date_time=ZIP_EPOCH)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with archive.open(info, "w") as entry:
+            while chunk := manifest.read(1 << 20):
+                entry.write(chunk)
+        info = zipfile.ZipInfo("summary.json", date_time=ZIP_EPOCH)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, summary_bytes)
+        archive.close()
+        archive_file.seek(0)
+        file_name = default_storage.save(f"{base}/dataset.zip", File(archive_file, name="dataset.zip"))
+    else:
+        file_name = manifest_name
+    manifest_text.detach()  # the spooled file is closed by the exit stack
+    progress.set(97, force=True)
+
+    export.manifest.name = manifest_name
+    previous = last_done_export(attribute=params.attribute, before=export.snapshot_at)
+    diff = manifest_diff(old=previous, new=export) if previous and previous.manifest else {}
+    return {
+        "file": file_name,
+        "manifest": manifest_name,
+        "counts": counts_json,
+        "summary": summary,
+        "diff": diff,
+        "rows": written,
+    }
+
+
+def _thumbnail_bytes(name: str) -> bytes | None:
+    if not name:
+        return None
+    try:
+        with default_storage.open(name, "rb") as f:
+            return f.read()
+    except (OSError, ValueError):
+        logger.warning("export: thumbnail %s is missing", name)
+        return None
+
+
+# --- reading manifests ----------------------------------------------------------------------------
+
+
+def manifest_rows(export: DatasetExport) -> Iterator[dict[str, str]]:
+    """The rows of an export's manifest, streamed from the default storage."""
+    with export.manifest.storage.open(export.manifest.name, "rb") as raw:
+        yield from csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+
+
+def manifest_diff(*, old: DatasetExport, new: DatasetExport, examples: int = 10) -> dict:
+    """Pictures added, removed and relabelled between two exports: a merge of two SHA-256-sorted manifests."""
+    added = removed = relabelled = same = 0
+    shown: dict[str, list] = {"added": [], "removed": [], "relabelled": []}
+    a_iter, b_iter = manifest_rows(old), manifest_rows(new)
+    a, b = next(a_iter, None), next(b_iter, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a["sha256"] < b["sha256"]):
+            removed += 1
+            if len(shown["removed"]) < examples:
+                shown["removed"].append({"sha256": a["sha256"], "label": a["label"]})
+            a = next(a_iter, None)
+        elif a is None or b["sha256"] < a["sha256"]:
+            added += 1
+            if len(shown["added"]) < examples:
+                shown["added"].append({"sha256": b["sha256"], "label": b["label"]})
+            b = next(b_iter, None)
+        else:
+            if a["label"] != b["label"]:
+                relabelled += 1
+                if len(shown["relabelled"]) < examples:
+                    shown["relabelled"].append({"sha256": b["sha256"], "old": a["label"], "new": b["label"]})
+            else:
+                same += 1
+            a, b = next(a_iter, None), next(b_iter, None)
+    return {
+        "previous_id": old.pk,
+        "added": added,
+        "removed": removed,
+        "relabelled": relabelled,
+        "unchanged": same,
+        "examples": shown,
+    }
+
+
+def export_download_url(*, export: DatasetExport) -> str | None:
+    """A short-lived presigned URL when the storage gives one (S3), else None (the view streams the file)."""
+    if not export.file:
+        return None
+    storage = export.file.storage
+    if getattr(storage, "querystring_auth", False):
+        return storage.url(export.file.name)
+    return None

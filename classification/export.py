@@ -44,6 +44,8 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Min
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -725,11 +727,25 @@ def manifest_diff(*, old: DatasetExport, new: DatasetExport, examples: int = 10)
     }
 
 
-def export_download_url(*, export: DatasetExport) -> str | None:
-    """A short-lived presigned URL when the storage gives one (S3), else None (the view streams the file)."""
-    if not export.file:
+def presigned_url(*, field) -> str | None:
+    """A short-lived presigned URL when the file's storage signs them (S3), else None (the view streams it)."""
+    if not field:
         return None
-    storage = export.file.storage
+    storage = field.storage
     if getattr(storage, "querystring_auth", False):
-        return storage.url(export.file.name)
+        return storage.url(field.name)
     return None
+
+
+def file_response(*, export: DatasetExport, manifest: bool = False) -> HttpResponseBase:
+    """The export's file (or its manifest) for a download: a redirect to a presigned URL, else the bytes."""
+    field = export.manifest if manifest else export.file
+    if not field:
+        raise Http404("this export has no such file")
+    url = presigned_url(field=field)
+    if url:
+        # S3: the bytes never pass through the web process, and the link dies after a few minutes.
+        return HttpResponseRedirect(url)
+    suffix = "csv" if manifest or export.manifest_only else "zip"
+    name = f"spotcheck-{export.attribute}-{export.pk}{'-manifest' if manifest else ''}.{suffix}"
+    return FileResponse(field.storage.open(field.name, "rb"), as_attachment=True, filename=name)

@@ -10,7 +10,13 @@ from celery import shared_task
 TRANSIENT = (BotoConnectionError, ConnectionError, TimeoutError)
 LONG = {"soft_time_limit": 3 * 3600, "time_limit": 3 * 3600 + 300}
 
-__all__ = ["export_dataset_task"]
+__all__ = [
+    "evaluate_models_task",
+    "export_dataset_task",
+    "parameter_search_task",
+    "reclassify_chunk_task",
+    "reclassify_plan_task",
+]
 
 
 @shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=10, retry_backoff_max=300, max_retries=3, **LONG)
@@ -18,3 +24,31 @@ def export_dataset_task(self, export_id: int) -> None:
     from classification.export import export_run
 
     export_run(export_id=export_id)
+
+
+@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=10, retry_backoff_max=300, max_retries=3, **LONG)
+def evaluate_models_task(self, evaluation_ids: list[int]) -> None:
+    from classification.evaluation import evaluation_run
+
+    evaluation_run(evaluation_ids=evaluation_ids)
+
+
+@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=10, retry_backoff_max=300, max_retries=3, **LONG)
+def parameter_search_task(self, search_id: int) -> None:
+    from classification.training import search_run
+
+    search_run(search_id=search_id)
+
+
+@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=120, max_retries=5)
+def reclassify_plan_task(self, model_version_id: int) -> None:
+    from classification.training import reclassify_plan
+
+    reclassify_plan(model_version_id=model_version_id)
+
+
+@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=120, max_retries=5)
+def reclassify_chunk_task(self, model_version_id: int, image_ids: list[int]) -> None:
+    from classification.training import reclassify_chunk
+
+    reclassify_chunk(model_version_id=model_version_id, image_ids=image_ids)

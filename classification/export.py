@@ -34,10 +34,12 @@ import secrets
 import tempfile
 import time
 import zipfile
-from collections import Counter, defaultdict
+from array import array
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from itertools import combinations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
@@ -266,11 +268,17 @@ def label_resolve(rows: list[_Row]) -> Resolution:
 
 
 class UnionFind:
-    """Disjoint sets over 0..n-1 with path halving and union by size."""
+    """Disjoint sets over 0..n-1 (growable) with path halving and union by size, in compact arrays."""
 
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-        self.size = [1] * n
+    def __init__(self, n: int = 0):
+        self.parent = array("q", range(n))
+        self.size = array("q", [1]) * n
+
+    def add(self) -> int:
+        i = len(self.parent)
+        self.parent.append(i)
+        self.size.append(1)
+        return i
 
     def find(self, i: int) -> int:
         parent = self.parent
@@ -289,60 +297,56 @@ class UnionFind:
         self.size[ra] += self.size[rb]
 
 
-def _flips(value: int, bits: int, radius: int) -> Iterator[int]:
-    """``value`` and every value within ``radius`` bit flips of it, over ``bits`` bits."""
-    yield value
-    if radius <= 0:
-        return
-    frontier = {value}
-    seen = {value}
-    for _ in range(radius):
-        nxt = set()
-        for v in frontier:
-            for b in range(bits):
-                w = v ^ (1 << b)
-                if w not in seen:
-                    seen.add(w)
-                    nxt.add(w)
-                    yield w
-        frontier = nxt
+def _probes(radius: int) -> list[int]:
+    """XOR masks of every 16-bit value within ``radius`` flips (0 included)."""
+    masks = [0]
+    for r in range(1, radius + 1):
+        masks += [sum(1 << b for b in bits) for bits in combinations(range(16), r)]
+    return masks
 
 
-def near_duplicate_pairs(phashes: list[int | None], threshold: int) -> Iterator[tuple[int, int]]:
-    """Index pairs whose 64-bit hashes differ in at most ``threshold`` bits (a spanning set, not all pairs).
+def near_duplicate_pairs(hashes: Iterable[tuple[int, int]], threshold: int) -> Iterator[tuple[int, int]]:
+    """Pairs of indices whose 64-bit hashes differ in at most ``threshold`` bits, from (index, hash) items:
+    enough pairs to join every such couple in a union-find (not necessarily all pairs).
 
     Two hashes within ``t`` bits agree to within ``t // 4`` bits on at least one of their four 16-bit bands
-    (pigeonhole), so probing each band's bucket and its neighbours within ``t // 4`` flips finds every pair.
-    Identical hashes are joined first so a picture reused a thousand times costs one comparison, not a million.
+    (pigeonhole), so looking each band up, and its neighbours within ``t // 4`` flips, finds every couple.
+    Lookup tables are arrays indexed by band value (65,536 heads per band) chained through the items, so the
+    memory is a few dozen bytes per picture. Identical hashes are chained to their first occurrence, so a
+    picture reused a thousand times costs a thousand steps, not a million.
     """
+    indices = array("q")
+    values = array("Q")
     first_of: dict[int, int] = {}
-    unique: list[tuple[int, int]] = []  # (hash, first index)
-    for i, h in enumerate(phashes):
-        if h is None:
-            continue
+    for index, h in hashes:
         h &= _MASK64
-        j = first_of.get(h)
-        if j is None:
-            first_of[h] = i
-            unique.append((h, i))
-        else:
-            yield j, i
+        first = first_of.get(h)
+        if first is not None:
+            yield indices[first], index
+            continue
+        first_of[h] = len(values)
+        indices.append(index)
+        values.append(h)
+    first_of.clear()
     if threshold <= 0:
         return
-    radius = threshold // 4
-    buckets: list[dict[int, list[tuple[int, int]]]] = [defaultdict(list) for _ in range(4)]
-    for h, i in unique:
-        bands = [(h >> (16 * k)) & 0xFFFF for k in range(4)]
-        matched: set[int] = set()
-        for k, band in enumerate(bands):
-            bucket_k = buckets[k]
-            for probe in _flips(band, 16, radius):
-                for other_h, other_i in bucket_k.get(probe, ()):
-                    if other_i not in matched and (h ^ other_h).bit_count() <= threshold:
-                        matched.add(other_i)
-                        yield other_i, i
-        for k, band in enumerate(bands):
-            buckets[k][band].append((h, i))
+    masks = _probes(threshold // 4)
+    heads = [array("q", [-1]) * 65536 for _ in range(4)]
+    chains = [array("q", [-1]) * len(values) for _ in range(4)]
+    for a, h in enumerate(values):
+        found: set[int] = set()
+        for k in range(4):
+            band = (h >> (16 * k)) & 0xFFFF
+            head, chain = heads[k], chains[k]
+            for mask in masks:
+                b = head[band ^ mask]
+                while b != -1:
+                    if b not in found and (h ^ values[b]).bit_count() <= threshold:
+                        found.add(b)
+                        yield indices[b], indices[a]
+                    b = chain[b]
+            chain[a] = head[band]
+            head[band] = a
 
 
 def split_of(*, group_key: str, seed: int, test_fraction: float) -> str:
@@ -356,16 +360,6 @@ def _rank(seed: int, sha256: str) -> bytes:
 
 
 # --- running --------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Kept:
-    """What stays in memory per kept picture."""
-
-    sha256: list[str] = field(default_factory=list)
-    phash: list[int | None] = field(default_factory=list)
-    label: list[str] = field(default_factory=list)
-    advertisers: list[tuple[str, ...]] = field(default_factory=list)
 
 
 class _Progress:
@@ -501,44 +495,49 @@ def _build_into(export: DatasetExport, files: contextlib.ExitStack) -> dict:
     progress = _Progress(export)
     snapshot_at = export.snapshot_at
     zip_share = 0 if export.manifest_only else 45  # percent of the bar the pictures take
+    vocabulary = choices_for(params.attribute)
+    code_of = {value: code for code, value in enumerate(vocabulary)}
 
     total_rows = _ground_truth_rows(params, snapshot_at).count() or 1
     excluded: Counter[str] = Counter()
     excluded["too_small"] = _too_small_count(params, snapshot_at)
     wanted = set(params.classes)
-    kept = _Kept()
     seen_rows = 0
 
-    # Pass 1: resolve labels, keep small per-picture facts in memory and the rest in a temporary file.
+    # Pass 1: resolve labels. Per kept picture only compact facts stay in memory (class code, cap rank,
+    # perceptual hash, union-find slot: a few dozen bytes); its manifest fields go to a temporary file.
     records = files.enter_context(tempfile.TemporaryFile("w+", newline="", encoding="utf-8"))  # noqa: SIM115
     writer = csv.writer(records, lineterminator="\n")
+    labels = array("b")
+    ranks = array("Q")
+    hashed = array("q")  # indices of pictures with a perceptual hash…
+    hashes = array("Q")  # …and their hashes, unsigned
+    uf = UnionFind()
+    first_by_advertiser: dict[str, int] = {}
     batch: list[tuple[tuple, Resolution]] = []
 
     def flush() -> None:
         ids = [pic[0] for pic, _ in batch]
-        need_url = [pic[0] for pic, res in batch if not res.url]
-        urls = _fallback_urls(need_url)
+        urls = _fallback_urls([pic[0] for pic, res in batch if not res.url])
         groups = _advertisers_of(ids)
         for pic, res in batch:
             image_id, sha, width, height, phash, thumb = pic
-            advertisers = tuple(sorted(set(res.advertisers) | set(groups.get(image_id, ()))))
-            kept.sha256.append(sha)
-            kept.phash.append(phash)
-            kept.label.append(res.label)
-            kept.advertisers.append(advertisers)
+            advertisers = sorted(set(res.advertisers) | set(groups.get(image_id, ())))
+            i = uf.add()
+            labels.append(code_of[res.label])
+            if params.cap_per_class:
+                ranks.append(int.from_bytes(_rank(params.seed, sha), "big"))
+            if phash is not None:
+                hashed.append(i)
+                hashes.append(phash & _MASK64)
+            if params.group_by_advertiser:
+                for slug in advertisers:
+                    uf.union(i, first_by_advertiser.setdefault(slug, i))
+            votes = "" if res.votes is None else res.votes
+            margin = "" if res.margin is None else res.margin
+            url = res.url or urls.get(image_id, "")
             writer.writerow(
-                [
-                    sha,
-                    res.label,
-                    res.source,
-                    "" if res.votes is None else res.votes,
-                    "" if res.margin is None else res.margin,
-                    ";".join(advertisers),
-                    res.url or urls.get(image_id, ""),
-                    width,
-                    height,
-                    thumb,
-                ]
+                [sha, res.label, res.source, votes, margin, ";".join(advertisers), url, width, height, thumb]
             )
         batch.clear()
 
@@ -555,42 +554,30 @@ def _build_into(export: DatasetExport, files: contextlib.ExitStack) -> dict:
                 flush()
                 progress.set(seen_rows / total_rows * (90 - zip_share))
     flush()
+    first_by_advertiser.clear()
 
-    n = len(kept.sha256)
-    keep = [True] * n
+    n = len(labels)
+    keep = bytearray(b"\x01") * n
     if params.cap_per_class:
-        by_class: dict[str, list[int]] = defaultdict(list)
-        for i, label in enumerate(kept.label):
-            by_class[label].append(i)
-        for indices in by_class.values():
-            if len(indices) > params.cap_per_class:
-                indices.sort(key=lambda i: _rank(params.seed, kept.sha256[i]))
-                for i in indices[params.cap_per_class :]:
-                    keep[i] = False
-                excluded["capped"] += len(indices) - params.cap_per_class
+        for code in range(len(vocabulary)):
+            members = [i for i in range(n) if labels[i] == code]
+            if len(members) > params.cap_per_class:
+                members.sort(key=ranks.__getitem__)
+                for i in members[params.cap_per_class :]:
+                    keep[i] = 0
+                excluded["capped"] += len(members) - params.cap_per_class
 
-    # Groups: near-duplicates, and the advertiser when asked; the group key is its smallest SHA-256.
-    kept_idx = [i for i in range(n) if keep[i]]
-    uf = UnionFind(n)
-    for a, b in near_duplicate_pairs([kept.phash[i] if keep[i] else None for i in range(n)], params.phash_threshold):
+    # Near-duplicates (among kept pictures) join groups; a group goes wholly to one side.
+    kept_hashes = ((i, h) for i, h in zip(hashed, hashes, strict=True) if keep[i])
+    for a, b in near_duplicate_pairs(kept_hashes, params.phash_threshold):
         uf.union(a, b)
-    if params.group_by_advertiser:
-        first_by_advertiser: dict[str, int] = {}
-        for i in kept_idx:
-            for slug in kept.advertisers[i]:
-                j = first_by_advertiser.setdefault(slug, i)
-                if j != i:
-                    uf.union(i, j)
-    group_key: dict[int, str] = {}
-    for i in kept_idx:  # SHA-256 order, so the first member seen is the smallest
-        group_key.setdefault(uf.find(i), kept.sha256[i])
-    split = {}
-    for root, key in group_key.items():
-        split[root] = split_of(group_key=key, seed=params.seed, test_fraction=params.test_fraction)
     progress.set(90 - zip_share, force=True)
 
-    # Pass 2: the manifest (and the zip) from the temporary records, in SHA-256 order.
+    # Pass 2: the manifest (and the zip) from the temporary records, in SHA-256 order. A group's side is
+    # decided by its first member met here, which is its smallest SHA-256 whatever the insertion order.
     records.seek(0)
+    side = bytearray(n)  # per union-find root: 0 undecided, 1 train, 2 test
+    groups = 0
     counts: dict[str, Counter[str]] = {"train": Counter(), "test": Counter()}
     manifest = files.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115
     manifest_text = io.TextIOWrapper(manifest, encoding="utf-8", newline="", write_through=True)
@@ -599,14 +586,22 @@ def _build_into(export: DatasetExport, files: contextlib.ExitStack) -> dict:
     archive_file = None
     if not export.manifest_only:
         archive_file = files.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115
-    archive = zipfile.ZipFile(archive_file, "w", allowZip64=True) if archive_file is not None else None
-    kept_count = len(kept_idx)
+    archive = None
+    if archive_file is not None:
+        archive = files.enter_context(zipfile.ZipFile(archive_file, "w", allowZip64=True))
+    kept_count = sum(keep)
     written = 0
     for i, record in enumerate(csv.reader(records)):
         if not keep[i]:
             continue
         sha, label, source, votes, margin, advertisers, url, width, height, thumb = record
-        part = split[uf.find(i)]
+        root = uf.find(i)
+        if not side[root]:
+            groups += 1
+            side[root] = (
+                2 if split_of(group_key=sha, seed=params.seed, test_fraction=params.test_fraction) == "test" else 1
+            )
+        part = "test" if side[root] == 2 else "train"
         if archive is not None:
             data = _thumbnail_bytes(thumb)
             if data is None:
@@ -621,7 +616,6 @@ def _build_into(export: DatasetExport, files: contextlib.ExitStack) -> dict:
         if written % 500 == 0:
             progress.set(90 - zip_share + written / max(kept_count, 1) * zip_share)
 
-    vocabulary = choices_for(params.attribute)
     counts_json = {part: {c: counts[part][c] for c in vocabulary if counts[part][c]} for part in ("train", "test")}
     summary = {
         "attribute": params.attribute,
@@ -629,7 +623,7 @@ def _build_into(export: DatasetExport, files: contextlib.ExitStack) -> dict:
         "manifest_only": export.manifest_only,
         "snapshot_at": export.snapshot_at.isoformat(),
         "rows": written,
-        "groups": len({uf.find(i) for i in kept_idx}),
+        "groups": groups,
         "counts": counts_json,
         "excluded": dict(sorted(excluded.items())),
         "class_folders": {class_folder(c): c for c in vocabulary},

@@ -212,7 +212,7 @@ def test_near_duplicate_pairs_agree_with_brute_force():
                 h ^= 1 << bit
             hashes.append(h)
     hashes.append(None)
-    for threshold in (0, 3, 5, 7):
+    for threshold in (0, 3, 5, 7, 9):
         found = set()
         parent = list(range(len(hashes)))
 
@@ -221,7 +221,8 @@ def test_near_duplicate_pairs_agree_with_brute_force():
                 i = parent[i]
             return i
 
-        for a, b in near_duplicate_pairs(hashes, threshold):
+        items = [(i, h) for i, h in enumerate(hashes) if h is not None]
+        for a, b in near_duplicate_pairs(items, threshold):
             found.add((a, b))
             parent[find(a)] = find(b)
         for i, hi in enumerate(hashes):

@@ -123,7 +123,12 @@ def _summary(metrics: dict) -> dict:
 
 @transaction.atomic
 def search_request(
-    *, export: DatasetExport, settings_count: int = 8, keep: int = 4, user: AbstractBaseUser | None = None
+    *,
+    export: DatasetExport,
+    settings_count: int = 8,
+    keep: int = 4,
+    user: AbstractBaseUser | None = None,
+    enqueue: bool = True,
 ) -> ParameterSearch:
     """Queue a parameter search on an export (train split for the search, test split for the candidates)."""
     from classification.tasks.datasets import parameter_search_task
@@ -142,7 +147,8 @@ def search_request(
         keep=keep,
         created_by=user if user is not None and user.is_authenticated else None,
     )
-    transaction.on_commit(lambda: parameter_search_task.delay(search.pk))
+    if enqueue:
+        transaction.on_commit(lambda: parameter_search_task.delay(search.pk))
     return search
 
 
@@ -236,7 +242,7 @@ def _search(search: ParameterSearch) -> list[dict]:
     return results
 
 
-def model_promote(*, model_version_id: int) -> ModelVersion:
+def model_promote(*, model_version_id: int, enqueue: bool = True) -> ModelVersion:
     """Make a version the active one of its backend in one transaction, then refresh older predictions in
     the background. Fixes and ground truth are never touched: only predictions are re-computed."""
     from classification.tasks.datasets import reclassify_plan_task
@@ -253,7 +259,8 @@ def model_promote(*, model_version_id: int) -> ModelVersion:
         version.status = ModelVersion.Status.ACTIVE
         version.promoted_at = timezone.now()
         version.save(update_fields=["status", "promoted_at"])
-        transaction.on_commit(lambda: reclassify_plan_task.delay(version.pk))
+        if enqueue:
+            transaction.on_commit(lambda: reclassify_plan_task.delay(version.pk))
     _active_changed()
     return version
 

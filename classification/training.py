@@ -247,15 +247,18 @@ def model_promote(*, model_version_id: int, enqueue: bool = True) -> ModelVersio
     the background. Fixes and ground truth are never touched: only predictions are re-computed."""
     from classification.tasks.datasets import reclassify_plan_task
 
+    backend = ModelVersion.objects.values_list("backend", flat=True).get(pk=model_version_id)
     with transaction.atomic():
-        version = ModelVersion.objects.select_for_update().get(pk=model_version_id)
+        # Lock every version of the backend, in id order: concurrent promotions queue up here, and each then
+        # reads the active version as the previous one left it (locking only the active row would let a
+        # waiting promotion miss the version activated meanwhile and trip the one-active constraint).
+        list(ModelVersion.objects.select_for_update().filter(backend=backend).order_by("pk").values_list("pk"))
+        version = ModelVersion.objects.get(pk=model_version_id)
         if version.status == ModelVersion.Status.ACTIVE:
             return version
-        # Lock the current active row too, so two promotions serialise instead of racing the constraint.
-        current = list(
-            ModelVersion.objects.select_for_update().filter(backend=version.backend, status=ModelVersion.Status.ACTIVE)
+        ModelVersion.objects.filter(backend=backend, status=ModelVersion.Status.ACTIVE).update(
+            status=ModelVersion.Status.RETIRED
         )
-        ModelVersion.objects.filter(pk__in=[v.pk for v in current]).update(status=ModelVersion.Status.RETIRED)
         version.status = ModelVersion.Status.ACTIVE
         version.promoted_at = timezone.now()
         version.save(update_fields=["status", "promoted_at"])

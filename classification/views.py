@@ -46,6 +46,15 @@ def _bars(counts: dict) -> list[dict]:
     ]
 
 
+def _params_display(export: DatasetExport) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in {**export.params, "manifest_only": export.manifest_only}.items():
+        if isinstance(value, list):
+            value = ", ".join(value) or "all"
+        rows.append((key.replace("_", " "), "—" if value is None else str(value)))
+    return rows
+
+
 def _busy(statuses) -> bool:
     return any(s in (JobStatus.QUEUED, JobStatus.RUNNING) for s in statuses)
 
@@ -81,6 +90,8 @@ def dataset_detail(request, pk: int):
         {
             "export": export,
             "bars": _bars(export.counts),
+            "params": _params_display(export),
+            "excluded": [(n, k.replace("_", " ")) for k, n in export.summary.get("excluded", {}).items() if n],
             "refresh": _busy([export.status]),
             "evaluations": evaluation.evaluations_side_by_side(export=export),
         },

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("classification", "0001_initial"),
+        ("classification", "0003_builtin_model_version"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -68,6 +68,7 @@ def stand_in_models(monkeypatch):
         return lambda picture: "Dealer"
 
     monkeypatch.setattr(evaluation, "classify_fn", classify_fn)
+    ModelVersion.objects.all().delete()  # the migration's builtin-1: these tests bring their own
     active = ModelVersion.objects.create(name="lazy", status=ModelVersion.Status.ACTIVE)
     candidate = ModelVersion.objects.create(name="good", status=ModelVersion.Status.CANDIDATE)
     return active, candidate

@@ -10,8 +10,14 @@ from classification.training import TrainingError, model_promote, parameter_sett
 from tests.support import needs_postgres
 
 
+@pytest.fixture
+def no_versions():
+    """The migration's builtin-1 is active; these tests set up their own versions."""
+    ModelVersion.objects.all().delete()
+
+
 @pytest.mark.django_db
-def test_promotion_retires_the_active_version_and_activates_the_candidate():
+def test_promotion_retires_the_active_version_and_activates_the_candidate(no_versions):
     old = ModelVersion.objects.create(name="old", status=ModelVersion.Status.ACTIVE)
     new = ModelVersion.objects.create(name="new", status=ModelVersion.Status.CANDIDATE)
 
@@ -24,7 +30,7 @@ def test_promotion_retires_the_active_version_and_activates_the_candidate():
 
 
 @pytest.mark.django_db
-def test_promoting_the_active_version_again_changes_nothing():
+def test_promoting_the_active_version_again_changes_nothing(no_versions):
     active = ModelVersion.objects.create(name="a", status=ModelVersion.Status.ACTIVE)
     model_promote(model_version_id=active.pk, enqueue=False)
     active.refresh_from_db()
@@ -33,7 +39,7 @@ def test_promoting_the_active_version_again_changes_nothing():
 
 @pytest.mark.django_db
 def test_promote_page_switches_versions_and_enqueues_reclassification(
-    admin_client, django_capture_on_commit_callbacks, monkeypatch
+    admin_client, django_capture_on_commit_callbacks, monkeypatch, no_versions
 ):
     planned = []
     monkeypatch.setattr(
@@ -52,7 +58,7 @@ def test_promote_page_switches_versions_and_enqueues_reclassification(
 
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_admins_promoting_at_once_leave_exactly_one_active_version():
+def test_two_admins_promoting_at_once_leave_exactly_one_active_version(no_versions):
     ModelVersion.objects.create(name="old", status=ModelVersion.Status.ACTIVE)
     candidates = [ModelVersion.objects.create(name=f"c{i}") for i in range(4)]
     barrier = threading.Barrier(len(candidates))

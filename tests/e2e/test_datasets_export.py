@@ -11,7 +11,6 @@ from PIL import Image as PILImage
 
 from classification.models import GroundTruth, Image
 
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop in this thread
 CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = [
@@ -34,9 +33,16 @@ def _pictures(n: int) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_admin_exports_a_dataset_and_downloads_the_zip_on_a_phone(live_server, admin_user, tmp_path):
+def test_admin_exports_a_dataset_and_downloads_the_zip_on_a_phone(
+    live_server, django_user_model, tmp_path, monkeypatch
+):
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in this thread. Set for this test only: set at import time
+    # it would leak into every later subprocess (and fail `check --deploy`).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # A superuser holds every role; not the admin_user fixture, whose groups a transactional flush removes.
+    django_user_model.objects.create_superuser("boss", password="pw-boss")
     _pictures(6)
     with sync_playwright() as p:
         browser = p.chromium.launch(

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from itertools import combinations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -66,7 +67,8 @@ SOURCE_PRECEDENCE = (
 )
 DEFAULT_MIN_SIZE = 128
 DEFAULT_TEST_FRACTION = 0.2
-DEFAULT_PHASH_THRESHOLD = 4
+# Same meaning of "near-duplicate" as the rest of classification (SPOTCHECK_NEAR_DUPLICATE_DISTANCE, 6 bits).
+DEFAULT_PHASH_THRESHOLD = getattr(settings, "SPOTCHECK_NEAR_DUPLICATE_DISTANCE", 6)
 MAX_PHASH_THRESHOLD = 11  # beyond this, band probing explodes and "near-duplicate" stops meaning much
 CHUNK = 2000
 SPOOL_BYTES = 8 * 1024 * 1024

@@ -53,13 +53,20 @@ def _clip(key: str, value: float) -> float | int:
     return round(max(0.0, min(1.0, value)), 4)
 
 
-def parameter_settings(*, base: dict, attribute: str, count: int, seed: int = 0) -> list[dict]:
-    """``count`` distinct settings: ``base`` first, then each threshold moved alone, then seeded mixes."""
-    keys = [k for k in SEARCH_SPACE.get(attribute, ()) if k in base]
+def parameter_settings(
+    *, base: dict, attribute: str, count: int, seed: int = 0, reference: dict | None = None
+) -> list[dict]:
+    """``count`` distinct settings: ``base`` (the active version's) first, then the ``reference`` (the builtin
+    defaults) when it differs, each threshold of the reference moved alone, then seeded mixes around it.
+
+    Centring on the reference, not on the active version, lets a search recover from a bad promotion.
+    """
+    centre = reference if reference is not None else base
+    keys = [k for k in SEARCH_SPACE.get(attribute, ()) if k in centre]
     if not keys:
         raise TrainingError(f"the builtin classifier has no parameters to search for {attribute}")
-    settings: list[dict] = [dict(base)]
-    seen = {tuple(sorted(base.items()))}
+    settings: list[dict] = []
+    seen: set[tuple] = set()
 
     def add(candidate: dict) -> None:
         key = tuple(sorted(candidate.items()))
@@ -67,14 +74,16 @@ def parameter_settings(*, base: dict, attribute: str, count: int, seed: int = 0)
             seen.add(key)
             settings.append(candidate)
 
+    add(dict(base))
+    add({**base, **{k: centre[k] for k in keys}})
     for factor in FACTORS:
         for k in keys:
-            add({**base, k: _clip(k, base[k] * factor)})
+            add({**base, **{j: centre[j] for j in keys}, k: _clip(k, centre[k] * factor)})
     rng = random.Random(f"spotcheck-search:{attribute}:{seed}")  # a seeded generator: the same search twice
     for _ in range(50 * count):
         if len(settings) >= count:
             break
-        add({**base, **{k: _clip(k, base[k] * rng.uniform(0.6, 1.5)) for k in keys}})
+        add({**base, **{k: _clip(k, centre[k] * rng.uniform(0.6, 1.5)) for k in keys}})
     return settings
 
 
@@ -177,8 +186,11 @@ def _search(search: ParameterSearch) -> list[dict]:
     export = search.export
     attribute = export.attribute
     active = active_version()
-    base = {**builtin_defaults(), **(active.params if active else {})}
-    settings = parameter_settings(base=base, attribute=attribute, count=search.settings_count, seed=search.pk)
+    defaults = builtin_defaults()
+    base = {**defaults, **(active.params if active else {})}
+    settings = parameter_settings(
+        base=base, attribute=attribute, count=search.settings_count, seed=search.pk, reference=defaults
+    )
     total = max(evaluation.split_size(export=export, split="train"), 1)
     last = [0.0]
 

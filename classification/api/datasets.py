@@ -9,7 +9,14 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classification.export import SOURCE_PRECEDENCE, ExportError, export_params_build, export_request, file_response
+from classification.export import (
+    DEFAULT_PHASH_THRESHOLD,
+    SOURCE_PRECEDENCE,
+    ExportError,
+    export_params_build,
+    export_request,
+    file_response,
+)
 from classification.models import DatasetExport, GroundTruth, JobStatus
 from classification.vocabulary import Attribute
 from core.roles import is_admin
@@ -38,7 +45,7 @@ class ExportRequestSerializer(serializers.Serializer):
     classes = serializers.ListField(child=serializers.CharField(), required=False)
     test_fraction = serializers.FloatField(default=0.2, min_value=0.0, max_value=1.0)
     seed = serializers.IntegerField(default=0)
-    phash_threshold = serializers.IntegerField(default=4, min_value=0)
+    phash_threshold = serializers.IntegerField(default=DEFAULT_PHASH_THRESHOLD, min_value=0)
     group_by_advertiser = serializers.BooleanField(default=False)
     cap_per_class = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     include_conflicting = serializers.BooleanField(default=False)

@@ -73,3 +73,49 @@ def truth(db):
 def admin_client(client, admin_user):
     client.force_login(admin_user)
     return client
+
+
+class _Pictures:
+    """A threaded HTTP server on 127.0.0.1 serving fixed bytes per path (for POST /api/v1/classify/)."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.files: dict[str, bytes] = {}
+        files = self.files
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                body = files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+
+    def add(self, path: str, body: bytes) -> str:
+        self.files[path] = body
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+
+@pytest.fixture
+def pictures_served(settings):
+    import threading
+
+    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
+    server = _Pictures()
+    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()

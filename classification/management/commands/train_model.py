@@ -12,7 +12,7 @@ def _fmt(value) -> str:
 
 class Command(BaseCommand):
     help = (
-        "train_model --export ID [--settings 8] [--keep 4]: try parameter settings on the export's train split and "
+        "train_model --export ID [--tries 8] [--keep 4]: try parameter settings on the export's train split and "
         "store the best as candidates evaluated on its test split. train_model --promote NAME: make it active."
     )
 
@@ -20,20 +20,20 @@ class Command(BaseCommand):
         action = parser.add_mutually_exclusive_group(required=True)
         action.add_argument("--export", type=int, dest="export_id")
         action.add_argument("--promote", metavar="NAME")
-        parser.add_argument("--settings", type=int, default=8, help="parameter settings to try (at least 4)")
+        parser.add_argument("--tries", type=int, default=8, help="parameter settings to try (at least 4)")
         parser.add_argument("--keep", type=int, default=4, help="candidates to keep")
         parser.add_argument(
             "--reclassify-now", action="store_true", help="with --promote: refresh old predictions here, not in workers"
         )
 
-    def handle(self, *args, export_id, promote, settings, keep, reclassify_now, **options):
+    def handle(self, *args, export_id, promote, tries, keep, reclassify_now, **options):
         if promote:
             return self._promote(promote, reclassify_now)
         export = DatasetExport.objects.filter(pk=export_id).first()
         if export is None:
             raise CommandError(f"no export #{export_id}")
         try:
-            search = search_request(export=export, settings_count=settings, keep=keep, enqueue=False)
+            search = search_request(export=export, settings_count=tries, keep=keep, enqueue=False)
         except TrainingError as exc:
             raise CommandError(str(exc)) from None
         search = search_run(search_id=search.pk)

@@ -4,6 +4,7 @@ which re-classifies older predictions in the background while the service keeps 
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ SEARCH_SPACE: dict[str, tuple[str, ...]] = {
 }
 FACTORS = (0.8, 1.25, 0.9, 1.1, 0.7, 1.4)
 RECLASSIFY_CHUNK = 200
+logger = logging.getLogger(__name__)
 PROBE_PICTURES = 5  # pictures on which a setting's own measures are compared with the shared ones
 
 
@@ -325,10 +327,25 @@ def reclassify_plan(*, model_version_id: int, chunk_size: int = RECLASSIFY_CHUNK
 
 
 def reclassify_chunk(*, model_version_id: int, image_ids: Sequence[int]) -> int:
-    """Re-classify pictures with the active version; stops if it is no longer active. Returns how many changed."""
+    """Re-classify pictures with the active version; stops if it is no longer active. Returns how many changed.
+
+    A picture whose stored bytes the backend refuses for good is logged and skipped; a transient backend
+    error propagates so the task retries the chunk (pictures already done are then skipped)."""
+    from classification.classifiers import ClassifierError
+    from classification.imaging import ImageRejected
     from classification.services import image_reclassify
 
     version = ModelVersion.objects.get(pk=model_version_id)
     if version.status != ModelVersion.Status.ACTIVE:
         return 0
-    return sum(bool(image_reclassify(image_id=i, model_version_id=version.pk)) for i in image_ids)
+    changed = 0
+    for image_id in image_ids:
+        try:
+            changed += bool(image_reclassify(image_id=image_id, model_version_id=version.pk))
+        except ClassifierError as exc:
+            if exc.transient:
+                raise
+            logger.warning("reclassify: %s refused picture %s: %s", version.name, image_id, exc)
+        except ImageRejected as exc:
+            logger.warning("reclassify: picture %s cannot be decoded: %s", image_id, exc)
+    return changed

@@ -6,7 +6,7 @@ Thin: each loads by id and calls a service; the services are idempotent and reco
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from celery import shared_task
 
-# Storage and database hiccups worth another try; anything else fails the job with its message.
+# Storage and network hiccups worth another try; anything else fails the job with its message.
 TRANSIENT = (BotoConnectionError, ConnectionError, TimeoutError)
 LONG = {"soft_time_limit": 3 * 3600, "time_limit": 3 * 3600 + 300}
 
@@ -19,36 +19,81 @@ __all__ = [
 ]
 
 
-@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=10, retry_backoff_max=300, max_retries=3, **LONG)
+@shared_task(
+    name="classification.export_dataset",
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=3,
+    **LONG,
+)
 def export_dataset_task(self, export_id: int) -> None:
     from classification.export import export_run
 
     export_run(export_id=export_id)
 
 
-@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=10, retry_backoff_max=300, max_retries=3, **LONG)
+@shared_task(
+    name="classification.evaluate_models",
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=3,
+    **LONG,
+)
 def evaluate_models_task(self, evaluation_ids: list[int]) -> None:
     from classification.evaluation import evaluation_run
 
     evaluation_run(evaluation_ids=evaluation_ids)
 
 
-@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=10, retry_backoff_max=300, max_retries=3, **LONG)
+@shared_task(
+    name="classification.parameter_search",
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=3,
+    **LONG,
+)
 def parameter_search_task(self, search_id: int) -> None:
     from classification.training import search_run
 
     search_run(search_id=search_id)
 
 
-@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=120, max_retries=5)
+@shared_task(
+    name="classification.reclassify_plan",
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    retry_backoff_max=120,
+    max_retries=5,
+)
 def reclassify_plan_task(self, model_version_id: int) -> None:
     from classification.training import reclassify_plan
 
     reclassify_plan(model_version_id=model_version_id)
 
 
-@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=120, max_retries=5)
+@shared_task(
+    name="classification.reclassify_chunk",
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    retry_backoff_max=120,
+    max_retries=5,
+)
 def reclassify_chunk_task(self, model_version_id: int, image_ids: list[int]) -> None:
+    from classification.classifiers import ClassifierError
     from classification.training import reclassify_chunk
 
-    reclassify_chunk(model_version_id=model_version_id, image_ids=image_ids)
+    try:
+        reclassify_chunk(model_version_id=model_version_id, image_ids=image_ids)
+    except ClassifierError as exc:
+        # A model server that is briefly down: retry the chunk (pictures already done are skipped).
+        if not exc.transient or self.request.retries >= self.max_retries:
+            raise
+        raise self.retry(exc=exc, countdown=min(120, 5 * 2**self.request.retries)) from exc

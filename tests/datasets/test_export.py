@@ -384,3 +384,48 @@ def test_ground_truth_is_never_written_by_an_export(make_image, truth):
     before = list(GroundTruth.objects.values_list("id", "value", "created_at"))
     run()
     assert list(GroundTruth.objects.values_list("id", "value", "created_at")) == before
+
+
+def test_advertisers_come_from_the_registered_collection_too(make_image, truth, monkeypatch):
+    from classification import collections
+
+    images = [make_image(phash=random.Random(i).getrandbits(63)) for i in range(12)]
+    for image in images:
+        truth(image, "Dealer")
+    shown_by = {image.pk: ["north" if n < 6 else "south"] for n, image in enumerate(images)}
+    collection = collections.Collection(
+        kind="advertiser",
+        image_ids=lambda slug: [i for i, s in shown_by.items() if slug in s],
+        keys_for=lambda ids: {i: shown_by[i] for i in ids if i in shown_by},
+        choices=lambda: [("north", "North"), ("south", "South")],
+    )
+    monkeypatch.setitem(collections._registry, "advertiser", collection)
+
+    rows = manifest_of(run(group_by_advertiser=True, test_fraction=0.5, seed=11))
+
+    by_advertiser = {}
+    for row in rows:
+        by_advertiser.setdefault(row["advertiser"], set()).add(row["split"])
+    assert set(by_advertiser) == {"north", "south"}
+    assert all(len(splits) == 1 for splits in by_advertiser.values())
+
+
+def test_progress_and_status_are_recorded_while_the_export_runs(make_image, truth, monkeypatch):
+    from classification import export as export_module
+
+    for _ in range(3):
+        truth(make_image(), "Dealer")
+    export = export_request(params=export_params_build(attribute="image_type"), enqueue=False)
+    seen = []
+    original = export_module._thumbnail_bytes
+
+    def spy(name):
+        seen.append(DatasetExport.objects.values_list("status", "progress").get(pk=export.pk))
+        return original(name)
+
+    monkeypatch.setattr(export_module, "_thumbnail_bytes", spy)
+    export_run(export_id=export.pk)
+
+    assert seen and all(status == JobStatus.RUNNING for status, _ in seen)
+    assert seen[0][1] >= 40  # the ground-truth pass is behind it
+    assert DatasetExport.objects.values_list("status", "progress").get(pk=export.pk) == (JobStatus.DONE, 100)

@@ -194,3 +194,21 @@ def test_search_page_and_train_model_command(bad_active, admin_client, django_ca
     call_command("train_model", "--promote", name, "--reclassify-now", stdout=out)
     assert f"{name} is the active builtin version" in out.getvalue()
     assert set(Prediction.objects.values_list("model_version__name", flat=True)) == {name}
+
+
+def test_the_service_keeps_answering_while_old_predictions_are_refreshed(
+    bad_active, pictures_served, api_as, admin_user
+):
+    pictures = synthetic_set(2)
+    urls = [pictures_served.add(path, data) for path, (data, _label) in pictures.items()]
+    client = api_as(admin_user)
+    assert client.post("/api/v1/classify/", {"urls": urls}, format="json").status_code == 200
+    better = ModelVersion.objects.create(name="better", params=dict(BuiltinClassifier.DEFAULT_PARAMS))
+
+    model_promote(model_version_id=better.pk, enqueue=False)  # switched; nothing refreshed yet
+    half = sorted(Image.objects.values_list("id", flat=True))[:3]
+    reclassify_chunk(model_version_id=better.pk, image_ids=half)  # one chunk done, the rest still queued
+
+    results = client.post("/api/v1/classify/", {"urls": urls}, format="json").json()["results"]
+    assert all(r["image_type"] and r["error"] is None for r in results)
+    assert {r["model"] for r in results} == {"builtin-bad", "better"}

@@ -128,6 +128,12 @@ def _settings_scorers(settings: list[dict], attribute: str) -> dict[int, object]
     return {i: scorer(i) for i in range(len(settings))}
 
 
+def _changes(changed: dict) -> str:
+    if not changed:
+        return "same parameters as the active version"
+    return "changed " + ", ".join(f"{k}={v}" for k, v in changed.items())
+
+
 def _summary(metrics: dict) -> dict:
     return {k: metrics.get(k) for k in ("n", "accuracy", "balanced_accuracy")}
 
@@ -226,7 +232,7 @@ def _search(search: ParameterSearch) -> list[dict]:
                     params=settings[i],
                     status=ModelVersion.Status.CANDIDATE,
                     metrics={"search_id": search.pk, "export_id": export.pk, "train": _summary(train[i])},
-                    notes=f"Search #{search.pk} on export #{export.pk}, rank {rank}; changed: {changed or 'none'}",
+                    notes=f"Search #{search.pk} on export #{export.pk}, rank {rank}; {_changes(changed)}",
                 )
             )
     ParameterSearch.objects.filter(pk=search.pk).update(progress=75)

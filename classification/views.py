@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from classification import evaluation, training
 from classification.dataset_forms import EvaluateForm, ExportForm, SearchForm
 from classification.export import export_request, file_response
-from classification.models import DatasetExport, JobStatus, ModelVersion, ParameterSearch
+from classification.models import DatasetExport, Evaluation, JobStatus, ModelVersion, ParameterSearch
 from core.roles import is_admin
 
 RECENT = 30
@@ -111,6 +111,11 @@ def dataset_manifest(request, pk: int):
 @admin_only
 def models(request):
     versions = list(ModelVersion.objects.order_by("backend", "status", "-created_at"))
+    latest: dict[int, Evaluation] = {}
+    for done in Evaluation.objects.filter(status=JobStatus.DONE).order_by("finished_at", "pk"):
+        latest[done.model_version_id] = done  # the newest wins
+    for version in versions:
+        version.latest_evaluation = latest.get(version.pk)
     searches = list(ParameterSearch.objects.select_related("export")[:10])
     return render(
         request,

@@ -27,7 +27,7 @@ SEARCH_SPACE: dict[str, tuple[str, ...]] = {
         "placeholder_max_foreground",
         "placeholder_min_concentration",
     ),
-    Attribute.COLOR: ("color_min_foreground", "white_level"),
+    Attribute.COLOR: ("color_min_foreground",),
 }
 FACTORS = (0.8, 1.25, 0.9, 1.1, 0.7, 1.4)
 RECLASSIFY_CHUNK = 200
@@ -284,30 +284,18 @@ def model_promote(*, model_version_id: int, enqueue: bool = True) -> ModelVersio
         version.save(update_fields=["status", "promoted_at"])
         if enqueue:
             transaction.on_commit(lambda: reclassify_plan_task.delay(version.pk))
-    _active_changed()
     return version
 
 
-def _active_changed() -> None:
-    """Tell the classification core the active version changed, if it caches it."""
-    try:
-        from classification import services
-    except ImportError:  # pragma: no cover - the core always has services
-        return
-    forget = getattr(services, "active_model_forget", None)
-    if forget is not None:
-        forget()
-
-
-def outdated_image_ids(*, model_version: ModelVersion) -> Sequence[int]:
-    """Ids of pictures with a prediction from another version of the same backend, in id order (streamed)."""
-    return (
-        Prediction.objects.filter(model_version__backend=model_version.backend)
+def outdated_image_ids(*, model_version: ModelVersion, after: int = 0, limit: int = RECLASSIFY_CHUNK) -> list[int]:
+    """Up to ``limit`` ids (above ``after``, ascending) of pictures with a prediction from another version of
+    the same backend. Keyset pagination: no cursor stays open while the pictures are being rewritten."""
+    return list(
+        Prediction.objects.filter(model_version__backend=model_version.backend, image_id__gt=after)
         .exclude(model_version=model_version)
-        .values_list("image_id", flat=True)
-        .distinct()
         .order_by("image_id")
-        .iterator(chunk_size=5000)
+        .values_list("image_id", flat=True)
+        .distinct()[:limit]
     )
 
 
@@ -318,17 +306,11 @@ def reclassify_plan(*, model_version_id: int, chunk_size: int = RECLASSIFY_CHUNK
     version = ModelVersion.objects.get(pk=model_version_id)
     if version.status != ModelVersion.Status.ACTIVE:
         return 0  # a newer promotion planned its own
-    chunk: list[int] = []
-    planned = 0
-    for image_id in outdated_image_ids(model_version=version):
-        chunk.append(image_id)
-        if len(chunk) >= chunk_size:
-            reclassify_chunk_task.delay(version.pk, chunk)
-            planned += len(chunk)
-            chunk = []
-    if chunk:
+    planned, last = 0, 0
+    while chunk := outdated_image_ids(model_version=version, after=last, limit=chunk_size):
         reclassify_chunk_task.delay(version.pk, chunk)
         planned += len(chunk)
+        last = chunk[-1]
     return planned
 
 

@@ -212,3 +212,27 @@ def test_the_service_keeps_answering_while_old_predictions_are_refreshed(
     results = client.post("/api/v1/classify/", {"urls": urls}, format="json").json()["results"]
     assert all(r["image_type"] and r["error"] is None for r in results)
     assert {r["model"] for r in results} == {"builtin-bad", "better"}
+
+
+def test_promotion_plans_chunks_covering_every_outdated_picture_once(bad_active, monkeypatch):
+    from classification.training import reclassify_plan
+
+    images = [
+        image_from_bytes(data=picture_bytes(kind="stock", color=c, width=320, height=240, seed=i))
+        for i, c in enumerate(COLOURS[:5])
+    ]
+    better = ModelVersion.objects.create(name="better", params=dict(BuiltinClassifier.DEFAULT_PARAMS))
+    model_promote(model_version_id=better.pk, enqueue=False)
+    chunks = []
+    monkeypatch.setattr(
+        "classification.tasks.datasets.reclassify_chunk_task.delay", lambda version_id, ids: chunks.append(ids)
+    )
+
+    assert reclassify_plan(model_version_id=better.pk, chunk_size=2) == 5
+
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    assert sorted(i for c in chunks for i in c) == sorted(im.pk for im in images)
+    for chunk in chunks:
+        reclassify_chunk(model_version_id=better.pk, image_ids=chunk)
+    assert set(Prediction.objects.values_list("model_version__name", flat=True)) == {"better"}
+    assert reclassify_plan(model_version_id=better.pk, chunk_size=2) == 0

@@ -58,6 +58,8 @@ class Command(BaseCommand):
         if now:
             from classification.training import outdated_image_ids
 
-            ids = list(outdated_image_ids(model_version=version))
-            changed = reclassify_chunk(model_version_id=version.pk, image_ids=ids)
-            self.stdout.write(f"re-classified {len(ids)} pictures, {changed} changed")
+            seen = changed = last = 0
+            while ids := outdated_image_ids(model_version=version, after=last):
+                changed += reclassify_chunk(model_version_id=version.pk, image_ids=ids)
+                seen, last = seen + len(ids), ids[-1]
+            self.stdout.write(f"re-classified {seen} pictures, {changed} changed")

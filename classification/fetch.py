@@ -11,6 +11,8 @@ decoding. Each failure is a ``FetchFailed`` whose ``reason`` is a ``FetchError``
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import ipaddress
 import socket
 import ssl
@@ -216,17 +218,18 @@ def _checked_addresses(target: _Target, timeout: float) -> list[str]:
 
 
 class _Watchdog:
-    """Closes the connection when the total deadline passes, whatever phase it is stuck in."""
+    """Shuts the socket down when the total deadline passes, whatever phase it is stuck in (a server
+    trickling headers or body one byte at a time never trips a per-read timeout)."""
 
     def __init__(self, seconds: float) -> None:
         self.fired = False
-        self._conn: HTTPConnection | None = None
+        self._conn: socket.socket | None = None
         self._lock = threading.Lock()
         self._timer = threading.Timer(max(0.0, seconds), self._fire)
         self._timer.daemon = True
         self._timer.start()
 
-    def watch(self, conn: HTTPConnection | None) -> None:
+    def watch(self, conn: socket.socket | None) -> None:
         with self._lock:
             self._conn = conn
             fired = self.fired
@@ -244,13 +247,9 @@ class _Watchdog:
         self._timer.cancel()
 
 
-def _abort(conn: HTTPConnection) -> None:
-    sock = getattr(conn, "sock", None)
-    try:
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
+def _abort(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Decoder:
@@ -377,7 +376,6 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
     last_error: Exception | None = None
     for address in addresses:
         conn = _connection(target, address, min(connect_timeout, remaining()))
-        watchdog.watch(conn)
         try:
             conn.connect()
             break
@@ -391,8 +389,13 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
         if isinstance(last_error, TimeoutError | socket.timeout) or "timed out" in str(last_error):
             raise FetchFailed(FetchError.TIMEOUT, f"connecting to {target.host}")
         raise FetchFailed(FetchError.CONNECTION, f"{target.host}: {last_error}")
+    # Our own reference: urllib3 hands the socket over to the response when the server closes after it.
+    sock = conn.sock
+    watchdog.watch(sock)
     try:
-        conn.sock.settimeout(min(read_timeout, remaining()))
+        # urllib3 re-applies conn.timeout to the socket before reading the response: make it the read one.
+        conn.timeout = min(read_timeout, remaining())
+        sock.settimeout(conn.timeout)
         conn.request("GET", target.path, headers={**headers, "Host": target.host_header}, preload_content=False)
         response = conn.getresponse()
         status = response.status
@@ -421,7 +424,7 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
         body = bytearray()
         raw_seen = 0
         while True:
-            conn.sock.settimeout(min(read_timeout, remaining()))
+            sock.settimeout(min(read_timeout, remaining()))
             chunk = response.read1(CHUNK, decode_content=False)
             if not chunk:
                 break
@@ -445,10 +448,10 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
         raise FetchFailed(FetchError.TIMEOUT, str(exc) or "read timed out") from None
     except ssl.SSLError as exc:
         raise FetchFailed(FetchError.CONNECTION, f"TLS: {exc}") from None
-    except (OSError, Urllib3HTTPError) as exc:
+    except (OSError, Urllib3HTTPError, http.client.HTTPException) as exc:
         if "timed out" in str(exc):
             raise FetchFailed(FetchError.TIMEOUT, str(exc)) from None
-        raise FetchFailed(FetchError.CONNECTION, str(exc)) from None
+        raise FetchFailed(FetchError.CONNECTION, f"{exc.__class__.__name__}: {exc}") from None
     finally:
         watchdog.watch(None)
         conn.close()

@@ -93,8 +93,9 @@ def decode(data: bytes, *, max_pixels: int | None = None, long_side: int = THUMB
     swaps = _orientation_swaps(image)
     try:
         if fmt == "JPEG":
-            # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, the cheapest way to get small.
-            image.draft("RGB", DECODE_SIZE)
+            # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, the cheapest way to get small. Ask
+            # for at least 640x480 (the classifier) and a long side of at least 800 (the thumbnail).
+            image.draft("RGB", _draft_size(width, height, long_side))
         elif fmt == "GIF":
             image.seek(0)
         image.load()
@@ -112,6 +113,11 @@ def decode(data: bytes, *, max_pixels: int | None = None, long_side: int = THUMB
     if swaps:
         width, height = height, width
     return Decoded(picture=picture, width=width, height=height, format=fmt)
+
+
+def _draft_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    k = min(1.0, long_side / max(width, height))
+    return (max(DECODE_SIZE[0], math.ceil(width * k)), max(DECODE_SIZE[1], math.ceil(height * k)))
 
 
 def _orientation_swaps(image: Image.Image) -> bool:

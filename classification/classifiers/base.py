@@ -27,3 +27,20 @@ class Classifier(Protocol):
     def classify(self, picture: Image.Image) -> Values:
         """Values for the attributes this backend knows; raises ClassifierError when it cannot answer."""
         ...
+
+
+def jpeg_bytes(picture: Image.Image, *, quality: int = 90) -> bytes:
+    """The working picture re-encoded for a remote backend (small: at most 800 px on its long side)."""
+    import io
+
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def mapped_value(attribute: str, label: str, label_map: dict[str, str]) -> str | None:
+    """A backend's label as one of our values: through the configured map, else by spelling, else None."""
+    from classification.vocabulary import normalize
+
+    mapped = label_map.get(label, label)
+    return normalize(attribute, mapped) if mapped else None

@@ -38,7 +38,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import combinations
 
 from django.conf import settings
@@ -46,7 +46,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Min
+from django.db.models import Min, Q
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.utils import timezone
@@ -75,6 +75,8 @@ SPOOL_BYTES = 8 * 1024 * 1024
 # Fixed zip entry time: the zip of the same data is the same bytes too.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _MASK64 = (1 << 64) - 1
+# Longer than the export task's hard time limit: a "running" export older than this lost its worker.
+RUN_LEASE_SECONDS = 3 * 3600 + 600
 
 
 class ExportError(ValueError):
@@ -466,12 +468,21 @@ def export_run(*, export_id: int) -> DatasetExport:
     export = DatasetExport.objects.get(pk=export_id)
     if export.status == JobStatus.DONE:
         return export
+    # Claim it: a second delivery of the task while a worker is still on it does nothing, but one that
+    # comes after the worker died (running for longer than any run may last) takes over.
+    stale = timezone.now() - timedelta(seconds=RUN_LEASE_SECONDS)
+    claimed = (
+        DatasetExport.objects.filter(pk=export.pk)
+        .filter(Q(status__in=[JobStatus.QUEUED, JobStatus.FAILED]) | Q(status=JobStatus.RUNNING, started_at__lt=stale))
+        .update(status=JobStatus.RUNNING, started_at=timezone.now(), progress=0, error="", file="", manifest="")
+    )
+    if not claimed:
+        logger.info("export %s is being built by another worker", export.pk)
+        export.refresh_from_db()
+        return export
     for old in (export.file, export.manifest):
         if old:
             old.storage.delete(old.name)
-    DatasetExport.objects.filter(pk=export.pk).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0, error="", file="", manifest=""
-    )
     try:
         result = _build(export)
     except Exception as exc:

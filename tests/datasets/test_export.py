@@ -448,3 +448,14 @@ def test_chunk_boundaries_do_not_change_the_manifest(make_image, truth, monkeypa
 
     assert manifest_bytes(big) == manifest_bytes(small)
     assert small.rows == 25
+
+
+def test_a_second_delivery_leaves_a_running_export_to_its_worker_unless_the_worker_died(make_image, truth):
+    truth(make_image(), "Dealer")
+    export = export_request(params=export_params_build(attribute="image_type"), enqueue=False)
+    DatasetExport.objects.filter(pk=export.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
+
+    assert export_run(export_id=export.pk).status == JobStatus.RUNNING  # someone else is on it
+
+    DatasetExport.objects.filter(pk=export.pk).update(started_at=timezone.now() - timedelta(hours=4))
+    assert export_run(export_id=export.pk).status == JobStatus.DONE  # that worker died: taken over

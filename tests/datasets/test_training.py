@@ -236,3 +236,25 @@ def test_promotion_plans_chunks_covering_every_outdated_picture_once(bad_active,
         reclassify_chunk(model_version_id=better.pk, image_ids=chunk)
     assert set(Prediction.objects.values_list("model_version__name", flat=True)) == {"better"}
     assert reclassify_plan(model_version_id=better.pk, chunk_size=2) == 0
+
+
+def test_an_interrupted_search_starts_over_without_duplicating_candidates(bad_active):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from classification.models import ParameterSearch
+
+    labelled_pictures(synthetic_set(2))
+    export = exported(test_fraction=0.5, seed=1)
+    search = search_request(export=export, settings_count=4, keep=2, enqueue=False)
+    ParameterSearch.objects.filter(pk=search.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
+    assert search_run(search_id=search.pk).status == JobStatus.RUNNING  # another worker is on it
+    assert not ModelVersion.objects.filter(status=ModelVersion.Status.CANDIDATE).exists()
+
+    # That worker died after storing one candidate.
+    ModelVersion.objects.create(name=f"builtin-search{search.pk}-1", params={}, status=ModelVersion.Status.CANDIDATE)
+    ParameterSearch.objects.filter(pk=search.pk).update(started_at=timezone.now() - timedelta(hours=4))
+
+    assert search_run(search_id=search.pk).status == JobStatus.DONE
+    assert ModelVersion.objects.filter(status=ModelVersion.Status.CANDIDATE).count() == 2

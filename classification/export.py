@@ -37,6 +37,7 @@ import zipfile
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from itertools import combinations
@@ -72,6 +73,8 @@ DEFAULT_PHASH_THRESHOLD = getattr(settings, "SPOTCHECK_NEAR_DUPLICATE_DISTANCE",
 MAX_PHASH_THRESHOLD = 11  # beyond this, band probing explodes and "near-duplicate" stops meaning much
 CHUNK = 2000
 SPOOL_BYTES = 8 * 1024 * 1024
+READ_THREADS = 8
+READ_WINDOW = 64
 # Fixed zip entry time: the zip of the same data is the same bytes too.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _MASK64 = (1 << 64) - 1
@@ -604,30 +607,35 @@ def _build_into(export: DatasetExport, files: contextlib.ExitStack) -> dict:
         archive = files.enter_context(zipfile.ZipFile(archive_file, "w", allowZip64=True))
     kept_count = sum(keep)
     written = 0
-    for i, record in enumerate(csv.reader(records)):
-        if not keep[i]:
-            continue
-        sha, label, source, votes, margin, advertisers, url, width, height, thumb = record
-        root = uf.find(i)
-        if not side[root]:
-            groups += 1
-            side[root] = (
-                2 if split_of(group_key=sha, seed=params.seed, test_fraction=params.test_fraction) == "test" else 1
-            )
-        part = "test" if side[root] == 2 else "train"
-        if archive is not None:
-            data = _thumbnail_bytes(thumb)
-            if data is None:
-                excluded["missing_picture"] += 1
-                continue
-            info = zipfile.ZipInfo(f"{part}/{class_folder(label)}/{sha}.jpg", date_time=ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_STORED  # JPEG does not compress further; storing is fast
-            archive.writestr(info, data)
-        manifest_writer.writerow([sha, part, label, source, votes, margin, advertisers, url, width, height])
-        counts[part][label] += 1
-        written += 1
-        if written % 500 == 0:
-            progress.set(90 - zip_share + written / max(kept_count, 1) * zip_share)
+    kept_records = ((i, record) for i, record in enumerate(csv.reader(records)) if keep[i])
+    # Thumbnails are read a window ahead by a few threads (S3 answers each GET in tens of milliseconds)
+    # and written in manifest order; at most one window of pictures is in memory.
+    readers = files.enter_context(ThreadPoolExecutor(max_workers=READ_THREADS)) if archive is not None else None
+    for window in _windows(kept_records, READ_WINDOW):
+        if readers is not None:
+            pictures = list(readers.map(_thumbnail_bytes, [record[9] for _, record in window]))
+        else:
+            pictures = [None] * len(window)
+        for (i, record), data in zip(window, pictures, strict=True):
+            sha, label, source, votes, margin, advertisers, url, width, height, _thumb = record
+            root = uf.find(i)
+            if not side[root]:
+                groups += 1
+                test = split_of(group_key=sha, seed=params.seed, test_fraction=params.test_fraction) == "test"
+                side[root] = 2 if test else 1
+            part = "test" if side[root] == 2 else "train"
+            if archive is not None:
+                if data is None:
+                    excluded["missing_picture"] += 1
+                    continue
+                info = zipfile.ZipInfo(f"{part}/{class_folder(label)}/{sha}.jpg", date_time=ZIP_EPOCH)
+                info.compress_type = zipfile.ZIP_STORED  # JPEG does not compress further; storing is fast
+                archive.writestr(info, data)
+            manifest_writer.writerow([sha, part, label, source, votes, margin, advertisers, url, width, height])
+            counts[part][label] += 1
+            written += 1
+            if written % 500 == 0:
+                progress.set(90 - zip_share + written / max(kept_count, 1) * zip_share)
 
     counts_json = {part: {c: counts[part][c] for c in vocabulary if counts[part][c]} for part in ("train", "test")}
     summary = {
@@ -677,6 +685,17 @@ def _build_into(export: DatasetExport, files: contextlib.ExitStack) -> dict:
         "diff": diff,
         "rows": written,
     }
+
+
+def _windows(items: Iterable, size: int) -> Iterator[list]:
+    window: list = []
+    for item in items:
+        window.append(item)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
 
 
 def _thumbnail_bytes(name: str) -> bytes | None:

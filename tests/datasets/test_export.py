@@ -417,13 +417,13 @@ def test_progress_and_status_are_recorded_while_the_export_runs(make_image, trut
         truth(make_image(), "Dealer")
     export = export_request(params=export_params_build(attribute="image_type"), enqueue=False)
     seen = []
-    original = export_module._thumbnail_bytes
+    original = export_module.split_of
 
-    def spy(name):
+    def spy(**kwargs):  # called in pass 2, once per group
         seen.append(DatasetExport.objects.values_list("status", "progress").get(pk=export.pk))
-        return original(name)
+        return original(**kwargs)
 
-    monkeypatch.setattr(export_module, "_thumbnail_bytes", spy)
+    monkeypatch.setattr(export_module, "split_of", spy)
     export_run(export_id=export.pk)
 
     assert seen and all(status == JobStatus.RUNNING for status, _ in seen)

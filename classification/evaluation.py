@@ -46,10 +46,12 @@ def picture_decode(data: bytes) -> PILImage.Image:
 
 
 def split_rows(*, export: DatasetExport, split: str) -> Iterator[dict[str, str]]:
+    """The manifest rows of one split ("train" or "test"), streamed."""
     return (row for row in manifest_rows(export) if row["split"] == split)
 
 
 def split_size(*, export: DatasetExport, split: str) -> int:
+    """How many pictures a split holds, from the export's counts (no storage read)."""
     return int(sum((export.counts or {}).get(split, {}).values()))
 
 

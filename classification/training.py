@@ -43,12 +43,14 @@ class TrainingError(ValueError):
 
 
 def builtin_defaults() -> dict:
+    """The builtin classifier's hand-set thresholds: the centre of every search."""
     from classification.classifiers.builtin import BuiltinClassifier
 
     return dict(BuiltinClassifier.DEFAULT_PARAMS)
 
 
 def active_version(*, backend: str = Backend.BUILTIN) -> ModelVersion | None:
+    """The backend's active version, if any."""
     return ModelVersion.objects.filter(backend=backend, status=ModelVersion.Status.ACTIVE).first()
 
 

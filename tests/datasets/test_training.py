@@ -258,3 +258,33 @@ def test_an_interrupted_search_starts_over_without_duplicating_candidates(bad_ac
 
     assert search_run(search_id=search.pk).status == JobStatus.DONE
     assert ModelVersion.objects.filter(status=ModelVersion.Status.CANDIDATE).count() == 2
+
+
+def test_promotion_leaves_fixes_untouched(bad_active, admin_user, django_capture_on_commit_callbacks):
+    from classification.selectors import image_values
+
+    stock = image_from_bytes(data=picture_bytes(kind="stock", color="Red", width=640, height=480, seed=3))
+    dealer = image_from_bytes(data=picture_bytes(kind="dealer", color="Blue", width=640, height=480, seed=4))
+    staff = fix_record(
+        image=stock, attribute="image_type", value="Placeholder", user=admin_user, advertiser="", staff=True
+    )
+    own = fix_record(image=dealer, attribute="color", value="Green", user=None, advertiser="acme", staff=False)
+    assert own.pk
+    truths = sorted(GroundTruth.objects.values_list("id", "image_id", "attribute", "value", "source", "created_at"))
+    better = ModelVersion.objects.create(name="better", params=dict(BuiltinClassifier.DEFAULT_PARAMS))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        model_promote(model_version_id=better.pk)
+
+    assert set(Prediction.objects.values_list("model_version__name", flat=True)) == {"better"}  # refreshed
+    assert (
+        sorted(GroundTruth.objects.values_list("id", "image_id", "attribute", "value", "source", "created_at"))
+        == truths
+    )
+    staff_view = image_values(image_ids=[stock.pk, dealer.pk])
+    assert staff_view[stock.pk]["image_type"].value == "Placeholder"
+    assert staff_view[stock.pk]["image_type"].source == "staff_fix"
+    assert staff_view[stock.pk]["image_type"].fix.ground_truth_id == staff.pk
+    acme_view = image_values(image_ids=[dealer.pk], advertiser="acme")
+    assert (acme_view[dealer.pk]["color"].value, acme_view[dealer.pk]["color"].source) == ("Green", "advertiser_fix")
+    assert acme_view[dealer.pk]["color"].fix.ground_truth_id == own.pk

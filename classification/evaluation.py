@@ -23,7 +23,7 @@ from classification.vocabulary import DISPLAY_DEFAULTS, ML_ATTRIBUTES, choices_f
 logger = logging.getLogger(__name__)
 
 NONE_LABEL = "(none)"  # what a model "said" when it returned nothing and the attribute has no default
-BATCH = 16  # pictures decoded ahead (≈ 1 MB each at 640×480): bounded memory
+BATCH = 16  # pictures decoded ahead (about 1 MB each at 640 x 480): bounded memory
 READ_THREADS = 4
 DECODE_SIZE = (640, 480)
 

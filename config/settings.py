@@ -303,3 +303,16 @@ CELERY_TASK_ROUTES.update(
         "classification.cache_fix_push": {"queue": "default"},
     }
 )
+
+# --- Datasets and model quality (issue 6: export, evaluation, parameter search, promotion) -------------
+# Exports stream to storage (I/O: default queue); evaluations, searches and the re-classification after a
+# promotion decode and classify pictures (CPU: classify queue).
+CELERY_TASK_ROUTES.update(
+    {
+        "classification.export_dataset": {"queue": "default"},
+        "classification.evaluate_models": {"queue": "classify"},
+        "classification.parameter_search": {"queue": "classify"},
+        "classification.reclassify_plan": {"queue": "default"},
+        "classification.reclassify_chunk": {"queue": "classify"},
+    }
+)

@@ -1,8 +1,6 @@
 """The phone labeling screen in a real browser: tap answers, lose the connection, undo — the server holds
 exactly the votes given, and the page never scrolls sideways at 360 px."""
 
-import shutil
-
 import pytest
 from django.conf import settings
 from django.urls import include, path, re_path
@@ -10,11 +8,9 @@ from django.views.static import serve
 
 from tests.labeling.conftest import CampaignFactory, ItemFactory
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs Debian's Chromium at {CHROMIUM}"),
-]
+# `browser` (one Chromium for the session, skipped with a reason when Debian's is missing) comes from
+# tests/e2e/conftest.py.
+pytestmark = [pytest.mark.e2e]
 
 # The live server runs with DEBUG off, so media is not served by the project's URLs; this module is the
 # URLconf for the test: the project's URLs plus the thumbnails.
@@ -24,26 +20,6 @@ urlpatterns = [
 ]
 
 LABELS = ["Dealer", "Stock", "Placeholder"]
-
-
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch):
-    """Playwright's sync API runs an event loop in this thread; the ORM calls here are plain sync calls.
-    Set for these tests only: set at import it would leak into every later test (and `check --deploy`)."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 def _labeler():

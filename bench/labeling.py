@@ -107,6 +107,21 @@ class Recorder:
             (self.next_ms if kind == "next" else self.vote_ms).append(ms)
 
 
+def _warm_up(*, user, campaign) -> None:
+    """Touch every table the calls use, untimed: a server's long-lived connections have their catalog
+    caches warm, a brand-new PostgreSQL backend does not (its first statements on a table are slow)."""
+    from classification.models import GroundTruth, Image
+    from labeling.models import Item, Lease, Vote
+
+    Item.objects.filter(campaign=campaign, is_gold=False, status="open").order_by("-top_count", "-vote_count", "id")[
+        :1
+    ].exists()
+    Vote.objects.filter(user=user).exists()
+    Lease.objects.filter(user=user).exists()
+    GroundTruth.objects.filter(pk=0).exists()
+    Image.objects.filter(pk=0).exists()
+
+
 def labeler_loop(*, user, campaign, truth, deadline: float, think_ms: float, seed: int, rec: Recorder) -> None:
     from django.db import connection
 
@@ -119,6 +134,7 @@ def labeler_loop(*, user, campaign, truth, deadline: float, think_ms: float, see
         # A server keeps its connections open: connect before the clock starts, and do not all start
         # in the same millisecond (people do not).
         connection.ensure_connection()
+        _warm_up(user=user, campaign=campaign)
         if think_ms:
             time.sleep(rng.uniform(0, think_ms / 1000))
         while time.time() < deadline:

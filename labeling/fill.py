@@ -116,9 +116,9 @@ def campaign_fill_zip(*, campaign: Campaign, path: str, gold_label: str = "") ->
     Hostile input: entry count, per-entry and total sizes are capped before anything is decompressed, and
     each entry's bytes are read with a cap (zip headers can lie); decoding is classification's job.
     """
-    from classification.imaging import ImageRejected
     from django.core.files.storage import default_storage
 
+    from classification.imaging import ImageRejected
     from classification.services import image_from_bytes
 
     _check_gold(campaign, gold_label)

@@ -276,3 +276,33 @@ SPOTCHECK_FETCH_MAX_REDIRECTS = env_int("SPOTCHECK_FETCH_MAX_REDIRECTS", 5)
 SPOTCHECK_MAX_PIXELS = env_int("SPOTCHECK_MAX_PIXELS", 60_000_000)
 SPOTCHECK_CLASSIFIER_BACKEND = env_str("SPOTCHECK_CLASSIFIER_BACKEND", "builtin")
 SPOTCHECK_DEMO_BASE_URL = env_str("SPOTCHECK_DEMO_BASE_URL", "http://127.0.0.1:8000")
+
+# --- Sitemaps (advertiser_sitemaps) ---------------------------------------------------------------
+# Ingestion caps (a scrape larger than this is refused with a 400), the classification chunk size, when a
+# picture counts as "reused" (same picture on this many vehicles of one advertiser ⇒ Placeholder), the share
+# of {Placeholder, none} above which a scrape is flagged "the classifier failed to respond", and how often the
+# outbox sweep re-sends fixes the cache has not acknowledged.
+SPOTCHECK_SITEMAP_MAX_VEHICLES = env_int("SPOTCHECK_SITEMAP_MAX_VEHICLES", 20_000)
+SPOTCHECK_SITEMAP_MAX_IMAGES = env_int("SPOTCHECK_SITEMAP_MAX_IMAGES", 40)
+SPOTCHECK_SITEMAP_CHUNK = env_int("SPOTCHECK_SITEMAP_CHUNK", 50)
+SPOTCHECK_SITEMAP_REUSED_MIN_VEHICLES = env_int("SPOTCHECK_SITEMAP_REUSED_MIN_VEHICLES", 5)
+SPOTCHECK_SITEMAP_FAILURE_ALERT = env_float("SPOTCHECK_SITEMAP_FAILURE_ALERT", 0.5)
+SPOTCHECK_SITEMAP_PAGE_SIZE = env_int("SPOTCHECK_SITEMAP_PAGE_SIZE", 25)
+SPOTCHECK_SITEMAP_FETCH_RETRIES = env_int("SPOTCHECK_SITEMAP_FETCH_RETRIES", 5)
+SPOTCHECK_SITEMAP_SWEEP_SECONDS = env_float("SPOTCHECK_SITEMAP_SWEEP_SECONDS", 60.0)
+CELERY_TASK_ROUTES.update(
+    {
+        "sitemaps.tasks.scrape_classify": {"queue": "fetch"},
+        "sitemaps.tasks.scrape_chunk_classify": {"queue": "fetch"},
+        "sitemaps.tasks.fix_deliver": {"queue": "default"},
+        "sitemaps.tasks.fixes_undelivered_resend": {"queue": "default"},
+    }
+)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "sitemaps-fix-outbox-sweep": {
+            "task": "sitemaps.tasks.fixes_undelivered_resend",
+            "schedule": SPOTCHECK_SITEMAP_SWEEP_SECONDS,
+        }
+    }
+)

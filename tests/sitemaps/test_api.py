@@ -20,6 +20,8 @@ def test_sitemap_api_gives_effective_values_sources_and_the_hero(api_as, reviewe
     unknown = make_picture(vehicle, position=1, image_type="", color="")
     dealer = make_picture(vehicle, position=2, image_type="Dealer", color="Red")
     make_picture(vehicle, position=3, image_type="Dealer", color="Red")
+    before = api_as(reviewer).get(f"/api/v1/advertisers/{advertiser.slug}/sitemap/").json()["results"][0]
+    assert before["hero_image"]["id"] == dealer.id  # the first Dealer picture in position order
     api_as(member).post("/api/v1/fixes/", {"vehicle_image": unknown.id, "image_type": "Dealer"}, format="json")
 
     body = api_as(reviewer).get(f"/api/v1/advertisers/{advertiser.slug}/sitemap/").json()

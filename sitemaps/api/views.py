@@ -14,6 +14,7 @@ from classification.vocabulary import Attribute, is_valid
 from core.api import error_response
 from core.roles import is_staff_reviewer
 from sitemaps.access import advertiser_get_visible, advertisers_visible, may_use_sitemaps
+from sitemaps.api.parsers import InventoryJSONParser
 from sitemaps.fixes import FixChange, PictureNotClassified, VehicleImageNotFound, fixes_apply
 from sitemaps.ingest import InventoryInvalid, advertiser_ensure, classification_relaunch, inventory_parse, scrape_ingest
 from sitemaps.models import Advertiser, ManualFix, Scrape, VehicleImage
@@ -47,6 +48,8 @@ def scrape_data(scrape: Scrape, request) -> dict:
 
 class ScrapeCreateView(APIView):
     """Receive an advertiser's inventory; classification runs in the workers."""
+
+    parser_classes = [InventoryJSONParser]
 
     @extend_schema(request=None, responses={202: None})
     def post(self, request, slug: str):

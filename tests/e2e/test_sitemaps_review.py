@@ -1,0 +1,72 @@
+"""Browser: a reviewer opens a sitemap, changes two dropdowns, presses Update, and sees the rows marked fixed
+and the history entries (Playwright, Debian's Chromium, desktop viewport, against the live server)."""
+
+import os
+import shutil
+
+import pytest
+
+from core.roles import Role
+
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's Chromium at /usr/bin/chromium"),
+]
+
+
+@pytest.fixture
+def sitemap(make_user, monkeypatch):
+    from tests.sitemaps.factories import AdvertiserFactory, VehicleFactory, VehicleImageFactory, predict
+
+    monkeypatch.setattr("sitemaps.tasks.fix_deliver.delay", lambda outbox_id: None)
+    user = make_user("rev", Role.REVIEWER)
+    advertiser = AdvertiserFactory(slug="acme", name="Acme Cars")
+    rows = []
+    for n in range(2):
+        vehicle = VehicleFactory(advertiser=advertiser, external_id=f"E2E-{n}")
+        for position in range(2):
+            vi = VehicleImageFactory(vehicle=vehicle, position=position)
+            predict(vi.image, image_type="Dealer", color="Red")
+            rows.append(vi)
+    return user, advertiser, rows
+
+
+def test_reviewer_fixes_two_pictures_and_sees_them_marked_and_in_history(live_server, sitemap):
+    from playwright.sync_api import expect, sync_playwright
+
+    _user, advertiser, rows = sitemap
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill('input[name="username"]', "rev")
+        page.fill('input[name="password"]', "pw-rev")
+        page.click('button[type="submit"]')
+        page.goto(f"{live_server.url}/sitemaps/{advertiser.slug}/")
+        expect(page.locator("tr.image-row")).to_have_count(4)
+        expect(page.locator("tr.image-row.fixed")).to_have_count(0)
+
+        page.select_option(f'select[name="type-{rows[0].id}"]', "Stock")
+        page.select_option(f'select[name="color-{rows[3].id}"]', "Blue")
+        page.click("#update")
+
+        expect(page.locator(".message")).to_contain_text("Saved 2 changes")
+        fixed = page.locator("tr.image-row.fixed")
+        expect(fixed).to_have_count(2)
+        expect(page.locator(f'tr[data-vehicle-image="{rows[0].id}"] .marks')).to_contain_text("by rev")
+        expect(page.locator(f'select[name="type-{rows[0].id}"]')).to_have_value("Stock")
+        expect(page.locator(f'select[name="color-{rows[3].id}"]')).to_have_value("Blue")
+
+        page.click("text=History")
+        history = page.locator("tr.history-row")
+        expect(history).to_have_count(2)
+        expect(page.locator("table.history")).to_contain_text("Dealer → Stock")
+        expect(page.locator("table.history")).to_contain_text("Red → Blue")
+        browser.close()

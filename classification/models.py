@@ -112,9 +112,12 @@ class Prediction(models.Model):
     score = models.FloatField(null=True, blank=True)
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
     created_at = models.DateTimeField(default=timezone.now)
+    # Why the value differs from what the backend said, e.g. "reused_across_vehicles" (empty: as classified).
+    reason = models.CharField(max_length=60, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["image", "attribute"], name="one_prediction_per_attribute")]
+        indexes = [models.Index(fields=["model_version", "image"], name="prediction_version_lookup")]
 
     def __str__(self) -> str:
         return f"{self.image_id}.{self.attribute}={self.value or '∅'}"

@@ -2,9 +2,13 @@
 
 from collections.abc import Iterable
 
-from django.db.models import Q
+from django.conf import settings
+from django.db import connection
+from django.db.models import IntegerField, Q
+from django.db.models.expressions import RawSQL
 
-from classification.models import GroundTruth, Prediction
+from classification.imaging import hamming
+from classification.models import GroundTruth, Image, ModelVersion, Prediction
 from classification.values import Fix, Resolved, newer, resolve
 from classification.vocabulary import ML_ATTRIBUTES
 
@@ -52,4 +56,43 @@ def image_values(
                 advertiser_fix=slot.get(GroundTruth.Source.ADVERTISER_FIX),
             )
         result[image_id] = per_attr
+    return result
+
+
+def model_version_active(*, backend: str | None = None) -> ModelVersion | None:
+    """The active version of ``backend`` (default: the configured classifier backend), if any."""
+    backend = backend or settings.SPOTCHECK_CLASSIFIER_BACKEND
+    return ModelVersion.objects.filter(backend=backend, status=ModelVersion.Status.ACTIVE).first()
+
+
+def images_near_duplicate(*, image: Image, max_distance: int | None = None) -> list[Image]:
+    """Other pictures whose perceptual hash is within ``max_distance`` bits of ``image``'s (nearest first).
+
+    PostgreSQL computes the distance in SQL; elsewhere the hashes are scanned in chunks in Python.
+    """
+    if image.phash is None:
+        return []
+    if max_distance is None:
+        max_distance = settings.SPOTCHECK_NEAR_DUPLICATE_DISTANCE
+    others = Image.objects.exclude(pk=image.pk).exclude(phash=None)
+    if connection.vendor == "postgresql":
+        # XOR the signed bigints, read the 64 bits back as a bit string and count the ones.
+        distance = RawSQL(
+            "bit_count(('x' || lpad(to_hex(\"classification_image\".\"phash\" # %s), 16, '0'))::bit(64))",
+            (image.phash,),
+            output_field=IntegerField(),
+        )
+        found = others.annotate(distance=distance).filter(distance__lte=max_distance).order_by("distance", "id")
+        return list(found)
+    near: list[tuple[int, int]] = []
+    for other_id, other_hash in others.values_list("id", "phash").iterator(chunk_size=5000):
+        d = hamming(image.phash, other_hash)
+        if d <= max_distance:
+            near.append((d, other_id))
+    near.sort()
+    by_id = Image.objects.in_bulk([i for _, i in near])
+    result = []
+    for d, i in near:
+        by_id[i].distance = d
+        result.append(by_id[i])
     return result

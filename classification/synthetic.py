@@ -207,14 +207,23 @@ def _dealer(color: str, width: int, height: int, rng: random.Random) -> Image.Im
         length = rng.uniform(2, 14) * unit
         tone = _jitter(rng.choice([(50, 50, 52), (130, 130, 128), (200, 195, 170)]), rng, 15)
         draw.line([gx, gy, gx + length, gy + rng.uniform(-1, 1) * unit], fill=tone, width=max(1, int(unit * 0.4)))
-    vw = width * rng.uniform(0.62, 0.76)
+    # Listing photos frame the vehicle tightly: it fills most of the width, wheels in the lower fifth.
+    vw = min(width * rng.uniform(0.7, 0.86), height * 1.9)
     vh = vw * rng.uniform(0.36, 0.44)
-    vx = (width - vw) / 2 + rng.uniform(-4, 4) * unit
-    vy = height * rng.uniform(0.8, 0.86) - vh * 0.97
+    vx = (width - vw) / 2 + rng.uniform(-3, 3) * unit
+    vy = height * rng.uniform(0.82, 0.9) - vh * 0.97
     shadow = [vx + 0.02 * vw, vy + 0.82 * vh, vx + 0.98 * vw, vy + 1.0 * vh]
     draw.ellipse(shadow, fill=(38, 38, 40))
     _draw_vehicle(canvas, (vx, vy, vw, vh), _jitter(PAINT[color], rng, 8), rng, photo=True)
     canvas = canvas.filter(ImageFilter.GaussianBlur(max(0.6, width / 1400)))
+    # Real scenes vary at every scale (uneven light, dirt, texture), not only pixel by pixel: a coarse
+    # mottle under the sensor noise.
+    mottle = (
+        _noise_tile(10)
+        .resize((max(2, width // 48), max(2, height // 48)))
+        .resize((width, height), Image.Resampling.BICUBIC)
+    )
+    canvas = ImageChops.add(canvas, mottle, scale=1.0, offset=-10)
     return _add_noise(canvas, sigma=12)
 
 

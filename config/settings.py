@@ -308,3 +308,27 @@ CELERY_BEAT_SCHEDULE.update(
         }
     }
 )
+
+# --- Classification core (issue 3: fetching, image keys, classifiers, cache, pipeline) -------------------
+# Concurrent downloads per batch (I/O bound), and the Hamming distance under which two perceptual hashes
+# are the same picture re-encoded or resized.
+SPOTCHECK_FETCH_CONCURRENCY = env_int("SPOTCHECK_FETCH_CONCURRENCY", 16)
+SPOTCHECK_NEAR_DUPLICATE_DISTANCE = env_int("SPOTCHECK_NEAR_DUPLICATE_DISTANCE", 6)
+SPOTCHECK_CLASSIFY_MAX_URLS = env_int("SPOTCHECK_CLASSIFY_MAX_URLS", 100)
+SPOTCHECK_CLASSIFY_CHUNK = env_int("SPOTCHECK_CLASSIFY_CHUNK", 50)
+# Defaults for the other backends when no ModelVersion of theirs exists yet (a version's params win).
+SPOTCHECK_HTTP_CLASSIFIER_URL = env_str("SPOTCHECK_HTTP_CLASSIFIER_URL", "")
+SPOTCHECK_HTTP_CLASSIFIER_MODEL = env_str("SPOTCHECK_HTTP_CLASSIFIER_MODEL", "image_type")
+SPOTCHECK_HTTP_CLASSIFIER_TIMEOUT = env_float("SPOTCHECK_HTTP_CLASSIFIER_TIMEOUT", 10.0)
+SPOTCHECK_REKOGNITION_REGION = env_str("SPOTCHECK_REKOGNITION_REGION", "") or env_str("AWS_DEFAULT_REGION", "")
+# Downloads on the fetch queue (I/O bound, many per worker), decoding and classifying on the classify
+# queue (CPU bound, one per core).
+CELERY_TASK_ROUTES.update(
+    {
+        "classification.urls_classify_batch": {"queue": "fetch"},
+        "classification.urls_classify_chunk": {"queue": "fetch"},
+        "classification.image_classify": {"queue": "classify"},
+        "classification.image_reclassify": {"queue": "classify"},
+        "classification.cache_fix_push": {"queue": "default"},
+    }
+)

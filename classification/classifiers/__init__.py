@@ -1,0 +1,25 @@
+"""Classifier backends behind one interface (base.Classifier), chosen by a ModelVersion's backend."""
+
+from __future__ import annotations
+
+from classification.classifiers.base import Classifier, ClassifierError, Values
+from classification.models import Backend, ModelVersion
+
+__all__ = ["Classifier", "ClassifierError", "Values", "classifier_for"]
+
+
+def classifier_for(model_version: ModelVersion) -> Classifier:
+    """The backend object for a stored model version (its params are the backend's configuration)."""
+    if model_version.backend == Backend.BUILTIN:
+        from classification.classifiers.builtin import BuiltinClassifier
+
+        return BuiltinClassifier(model_version)
+    if model_version.backend == Backend.HTTP:
+        from classification.classifiers.http import HttpClassifier
+
+        return HttpClassifier(model_version)
+    if model_version.backend == Backend.REKOGNITION:
+        from classification.classifiers.rekognition import RekognitionClassifier
+
+        return RekognitionClassifier(model_version)
+    raise ValueError(f"unknown classifier backend {model_version.backend!r}")

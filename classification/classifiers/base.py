@@ -1,0 +1,46 @@
+"""The classifier interface every backend implements: a decoded picture in, a value and score per attribute out."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from PIL import Image
+
+from classification.models import ModelVersion
+
+# attribute → (value or None when the backend has no answer, score in [0, 1] or None)
+Values = dict[str, tuple[str | None, float | None]]
+
+
+class ClassifierError(Exception):
+    """A backend failed. ``transient`` failures (timeouts, 5xx, throttling) are worth retrying later;
+    the others (a bad answer, a refused picture) yield "no value" straight away."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Classifier(Protocol):
+    model_version: ModelVersion
+
+    def classify(self, picture: Image.Image) -> Values:
+        """Values for the attributes this backend knows; raises ClassifierError when it cannot answer."""
+        ...
+
+
+def jpeg_bytes(picture: Image.Image, *, quality: int = 90) -> bytes:
+    """The working picture re-encoded for a remote backend (small: at most 800 px on its long side)."""
+    import io
+
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def mapped_value(attribute: str, label: str, label_map: dict[str, str]) -> str | None:
+    """A backend's label as one of our values: through the configured map, else by spelling, else None."""
+    from classification.vocabulary import normalize
+
+    mapped = label_map.get(label, label)
+    return normalize(attribute, mapped) if mapped else None

@@ -1,0 +1,457 @@
+"""The only code that downloads a URL. Every URL is hostile: it may point inside our network, redirect there,
+trickle forever, or send more bytes than it admits.
+
+Guards: http/https only; the host is resolved once and every address must be global (see
+``address_refusal``); the connection goes to the checked address (Host header, TLS SNI and certificate
+verification still use the hostname, so DNS cannot rebind between check and connect); at most
+``SPOTCHECK_FETCH_MAX_REDIRECTS`` redirects, each checked again; connect/read timeouts plus a total deadline
+enforced by a watchdog that closes the socket; a byte cap counted while streaming, after gzip/deflate
+decoding. Each failure is a ``FetchFailed`` whose ``reason`` is a ``FetchError`` value or ``http_<status>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import certifi
+from django.conf import settings
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+from classification.models import FetchError
+
+USER_AGENT = "Spotcheck/1.0 (+image classification)"
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+CHUNK = 64 * 1024
+
+# Ranges refused even when Python's ipaddress calls them global (its tables lag the IANA registries in
+# some versions), plus every special-purpose block an attacker could use to reach us.
+_BLOCKED_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/127",
+        "64:ff9b::/96",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "2002::/16",
+        "3fff::/20",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
+_LOOPBACK_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+# getaddrinfo has no timeout of its own; resolving in a small pool lets the deadline bound it.
+_resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spotcheck-dns")
+
+
+class FetchFailed(Exception):
+    """A URL could not be fetched; ``reason`` is what gets stored on the image source."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = str(reason)
+        self.detail = detail
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again later: timeouts, connection trouble, DNS and server-side errors."""
+        if self.reason in {FetchError.TIMEOUT, FetchError.CONNECTION, FetchError.DNS}:
+            return True
+        return self.reason in {"http_429", "http_500", "http_502", "http_503", "http_504"}
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A successful answer: 200 with the body, or 304 (the validators still match) with none."""
+
+    url: str
+    status: int
+    content: bytes | None
+    etag: str = ""
+    last_modified: str = ""
+    content_length: int | None = None
+    content_type: str = ""
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    packed = ip.packed
+    if packed[:12] == bytes(12):  # IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks)
+        return ipaddress.IPv4Address(packed[12:])
+    if packed[:4] == b"\x00\x64\xff\x9b":  # NAT64 64:ff9b::/96 and 64:ff9b:1::/48
+        return ipaddress.IPv4Address(packed[12:])
+    return None
+
+
+def address_refusal(address: str, *, allow_loopback: bool | None = None) -> str | None:
+    """Why an IP address must not be fetched from (a short phrase), or None when it is global.
+
+    Loopback (127/8, ::1 only) is allowed when ``allow_loopback`` (default: the setting), for tests and
+    the demo; the system check core.E001 refuses that setting in production.
+    """
+    if allow_loopback is None:
+        allow_loopback = settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "not an IP address"
+    if "%" in address:
+        return "scoped (link-local) IPv6 address"
+    if allow_loopback and any(ip in net for net in _LOOPBACK_NETWORKS):
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            inner = address_refusal(str(embedded), allow_loopback=False)
+            if inner:
+                return f"IPv6 carrying {embedded} ({inner})"
+    for net in _BLOCKED_NETWORKS:
+        if ip.version == net.version and ip in net:
+            return f"in {net}"
+    if not ip.is_global or ip.is_multicast:
+        return "not a global unicast address"
+    return None
+
+
+@dataclass(frozen=True)
+class _Target:
+    scheme: str
+    host: str  # as written, without brackets
+    port: int
+    path: str  # path + query, never the fragment
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def _parse(url: str) -> _Target:
+    if not isinstance(url, str) or len(url) > 4096 or any(c in url for c in "\r\n\t\x00 "):
+        raise FetchFailed(FetchError.INVALID_URL, "not a well-formed URL")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise FetchFailed(FetchError.INVALID_URL, str(exc)) from None
+    scheme = parts.scheme.lower()
+    if scheme not in {"http", "https"}:
+        raise FetchFailed(FetchError.BLOCKED_SCHEME, f"scheme {scheme or '(none)'!r} is not http or https")
+    if parts.username is not None or parts.password is not None:
+        raise FetchFailed(FetchError.INVALID_URL, "credentials in URLs are not accepted")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise FetchFailed(FetchError.INVALID_URL, "no host")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return _Target(scheme, host, port or (443 if scheme == "https" else 80), path)
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[str]:
+    """Every address the host resolves to (IP literals in any legacy spelling included)."""
+    try:
+        future = _resolver.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        infos = future.result(timeout=max(0.01, timeout))
+    except FutureTimeout:
+        raise FetchFailed(FetchError.TIMEOUT, f"resolving {host}") from None
+    except (socket.gaierror, UnicodeError, OSError) as exc:
+        raise FetchFailed(FetchError.DNS, f"{host}: {exc}") from None
+    addresses = []
+    for family, _type, _proto, _name, sockaddr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6) and sockaddr[0] not in addresses:
+            addresses.append(sockaddr[0])
+    if not addresses:
+        raise FetchFailed(FetchError.DNS, f"{host}: no address")
+    return addresses
+
+
+def _checked_addresses(target: _Target, timeout: float) -> list[str]:
+    addresses = _resolve(target.host, target.port, timeout)
+    for address in addresses:
+        # One refused address refuses the host: an attacker controls which record we would pick.
+        refusal = address_refusal(address)
+        if refusal:
+            raise FetchFailed(FetchError.BLOCKED_ADDRESS, f"{target.host} → {address}: {refusal}")
+    return addresses
+
+
+class _Watchdog:
+    """Shuts the socket down when the total deadline passes, whatever phase it is stuck in (a server
+    trickling headers or body one byte at a time never trips a per-read timeout)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._conn: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, conn: socket.socket | None) -> None:
+        with self._lock:
+            self._conn = conn
+            fired = self.fired
+        if fired and conn is not None:
+            _abort(conn)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            conn = self._conn
+        if conn is not None:
+            _abort(conn)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _abort(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Decoder:
+    """gzip/deflate decoding that never produces more than ``limit`` bytes (decompression bombs)."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.produced = 0
+        encoding = encoding.strip().lower()
+        if encoding in {"", "identity"}:
+            self._z = None
+        elif encoding in {"gzip", "x-gzip"}:
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._z = zlib.decompressobj()
+            self._raw_fallback = True
+        else:
+            raise FetchFailed(FetchError.NOT_AN_IMAGE, f"unsupported Content-Encoding {encoding!r}")
+        self._first = True
+
+    def feed(self, chunk: bytes) -> bytes:
+        out = chunk if self._z is None else self._inflate(chunk)
+        self.produced += len(out)
+        if self.produced > self.limit:
+            raise FetchFailed(FetchError.TOO_LARGE, f"more than {self.limit} bytes")
+        return out
+
+    def _inflate(self, chunk: bytes) -> bytes:
+        pieces = []
+        data = chunk
+        budget = self.limit - self.produced + 1
+        while data and budget > 0:
+            try:
+                piece = self._z.decompress(data, budget)
+            except zlib.error:
+                if self._first and getattr(self, "_raw_fallback", False):
+                    # "deflate" is sent both zlib-wrapped (the RFC) and raw (common servers).
+                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                    self._first = False
+                    return self._inflate(chunk)
+                raise FetchFailed(FetchError.BAD_IMAGE, "corrupt compressed body") from None
+            self._first = False
+            pieces.append(piece)
+            budget -= len(piece)
+            data = self._z.unconsumed_tail
+        return b"".join(pieces)
+
+    def finish(self) -> bytes:
+        if self._z is None:
+            return b""
+        out = self._z.flush()
+        self.produced += len(out)
+        if self.produced > self.limit:
+            raise FetchFailed(FetchError.TOO_LARGE, f"more than {self.limit} bytes")
+        return out
+
+
+def _connection(target: _Target, address: str, connect_timeout: float) -> HTTPConnection:
+    if target.scheme == "https":
+        context = ssl.create_default_context(cafile=certifi.where())
+        return HTTPSConnection(
+            address,
+            target.port,
+            timeout=connect_timeout,
+            ssl_context=context,
+            cert_reqs="CERT_REQUIRED",
+            server_hostname=target.host,
+            assert_hostname=target.host,
+        )
+    return HTTPConnection(address, target.port, timeout=connect_timeout)
+
+
+def fetch(
+    url: str,
+    *,
+    etag: str = "",
+    last_modified: str = "",
+    max_bytes: int | None = None,
+    deadline: float | None = None,
+) -> Fetched:
+    """GET ``url`` under every guard; conditional when validators are given (a 304 has no body)."""
+    max_bytes = max_bytes or settings.SPOTCHECK_FETCH_MAX_BYTES
+    total = deadline if deadline is not None else settings.SPOTCHECK_FETCH_DEADLINE
+    connect_timeout = settings.SPOTCHECK_FETCH_CONNECT_TIMEOUT
+    read_timeout = settings.SPOTCHECK_FETCH_READ_TIMEOUT
+    started = time.monotonic()
+    watchdog = _Watchdog(total)
+
+    def remaining() -> float:
+        left = total - (time.monotonic() - started)
+        if left <= 0 or watchdog.fired:
+            raise FetchFailed(FetchError.TIMEOUT, f"total deadline of {total:g}s passed")
+        return left
+
+    headers = {"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "gzip, deflate"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    try:
+        current = url
+        for _hop in range(settings.SPOTCHECK_FETCH_MAX_REDIRECTS + 1):
+            target = _parse(current)
+            addresses = _checked_addresses(target, remaining())
+            result = _exchange(
+                target, addresses, headers, watchdog, remaining, connect_timeout, read_timeout, max_bytes
+            )
+            if isinstance(result, str):  # a redirect: check the next hop like the first
+                current = urljoin(current, result)
+                continue
+            return Fetched(url=current, **result)
+        raise FetchFailed(FetchError.TOO_MANY_REDIRECTS, f"more than {settings.SPOTCHECK_FETCH_MAX_REDIRECTS}")
+    except FetchFailed as exc:
+        if watchdog.fired and exc.reason in {FetchError.CONNECTION, FetchError.BAD_IMAGE}:
+            raise FetchFailed(FetchError.TIMEOUT, f"total deadline of {total:g}s passed") from None
+        raise
+    finally:
+        watchdog.cancel()
+
+
+def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, read_timeout, max_bytes):
+    """One request/response to the first reachable checked address: a redirect location or the result."""
+    conn = None
+    last_error: Exception | None = None
+    for address in addresses:
+        conn = _connection(target, address, min(connect_timeout, remaining()))
+        try:
+            conn.connect()
+            break
+        except TimeoutError as exc:
+            last_error = exc
+        except (OSError, Urllib3HTTPError) as exc:
+            last_error = exc
+        conn.close()
+        conn = None
+    if conn is None:
+        if isinstance(last_error, TimeoutError | socket.timeout) or "timed out" in str(last_error):
+            raise FetchFailed(FetchError.TIMEOUT, f"connecting to {target.host}")
+        raise FetchFailed(FetchError.CONNECTION, f"{target.host}: {last_error}")
+    # Our own reference: urllib3 hands the socket over to the response when the server closes after it.
+    sock = conn.sock
+    watchdog.watch(sock)
+    try:
+        # urllib3 re-applies conn.timeout to the socket before reading the response: make it the read one.
+        conn.timeout = min(read_timeout, remaining())
+        sock.settimeout(conn.timeout)
+        conn.request("GET", target.path, headers={**headers, "Host": target.host_header}, preload_content=False)
+        response = conn.getresponse()
+        status = response.status
+        if status in REDIRECT_STATUSES:
+            location = response.headers.get("Location")
+            if not location:
+                raise FetchFailed(f"http_{status}", "redirect without Location")
+            return location
+        if status == 304:
+            return {
+                "status": 304,
+                "content": None,
+                "etag": response.headers.get("ETag", headers.get("If-None-Match", "")),
+                "last_modified": response.headers.get("Last-Modified", headers.get("If-Modified-Since", "")),
+            }
+        if status != 200:
+            raise FetchFailed(f"http_{status}", response.reason or "")
+        declared = response.headers.get("Content-Length")
+        try:
+            declared_length = int(declared) if declared is not None else None
+        except ValueError:
+            declared_length = None
+        if declared_length is not None and declared_length > max_bytes:
+            raise FetchFailed(FetchError.TOO_LARGE, f"Content-Length {declared_length} > {max_bytes}")
+        decoder = _Decoder(response.headers.get("Content-Encoding", ""), max_bytes)
+        body = bytearray()
+        raw_seen = 0
+        while True:
+            sock.settimeout(min(read_timeout, remaining()))
+            chunk = response.read1(CHUNK, decode_content=False)
+            if not chunk:
+                break
+            raw_seen += len(chunk)
+            if raw_seen > max_bytes:  # whatever Content-Length claimed
+                raise FetchFailed(FetchError.TOO_LARGE, f"more than {max_bytes} bytes")
+            body += decoder.feed(chunk)
+            remaining()
+        body += decoder.finish()
+        return {
+            "status": 200,
+            "content": bytes(body),
+            "etag": response.headers.get("ETag", ""),
+            "last_modified": response.headers.get("Last-Modified", ""),
+            "content_length": declared_length,
+            "content_type": response.headers.get("Content-Type", ""),
+        }
+    except FetchFailed:
+        raise
+    except TimeoutError as exc:
+        raise FetchFailed(FetchError.TIMEOUT, str(exc) or "read timed out") from None
+    except ssl.SSLError as exc:
+        raise FetchFailed(FetchError.CONNECTION, f"TLS: {exc}") from None
+    except (OSError, Urllib3HTTPError, http.client.HTTPException) as exc:
+        if "timed out" in str(exc):
+            raise FetchFailed(FetchError.TIMEOUT, str(exc)) from None
+        raise FetchFailed(FetchError.CONNECTION, f"{exc.__class__.__name__}: {exc}") from None
+    finally:
+        watchdog.watch(None)
+        conn.close()

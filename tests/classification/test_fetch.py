@@ -1,0 +1,281 @@
+"""The safe fetcher: refused addresses and schemes, redirects re-checked, pinned connections, byte caps,
+timeouts and the total deadline."""
+
+import contextlib
+import gzip
+import socket
+import time
+
+import pytest
+
+from classification import fetch as fetch_module
+from classification.fetch import FetchFailed, address_refusal, fetch
+from classification.models import FetchError
+
+from .conftest import Reply, trickle
+
+REFUSED_URLS = [
+    "http://127.0.0.1/",
+    "http://localhost/",
+    "http://2130706433/",  # decimal 127.0.0.1
+    "http://0177.0.0.1/",  # octal
+    "http://0x7f.0.0.1/",  # hex octet
+    "http://0x7f000001/",  # hex whole
+    "http://017700000001/",  # octal whole
+    "http://127.1/",  # short form
+    "http://127.0.0.1.:80/",  # trailing dot
+    "http://[::1]/",
+    "http://[::ffff:127.0.0.1]/",  # IPv4-mapped IPv6
+    "http://[::ffff:7f00:1]/",  # the same, in hex
+    "http://[::127.0.0.1]/",  # IPv4-compatible IPv6
+    "http://[64:ff9b::7f00:1]/",  # NAT64 of loopback
+    "http://[2002:7f00:1::]/",  # 6to4 of loopback
+    "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+    "http://[fd00:ec2::254]/",  # AWS metadata over IPv6 (ULA)
+    "http://100.64.0.1/",  # CGNAT
+    "http://100.127.255.254/",
+    "http://10.0.0.1/",
+    "http://172.16.0.1/",
+    "http://192.168.1.1/",
+    "http://0.0.0.0/",
+    "http://0/",
+    "http://224.0.0.1/",  # multicast
+    "http://239.255.255.250/",
+    "http://255.255.255.255/",
+    "http://240.0.0.1/",  # reserved
+    "http://192.0.0.8/",
+    "http://198.18.0.1/",  # benchmarking
+    "http://192.0.2.1/",  # documentation
+    "http://[fc00::1]/",  # ULA
+    "http://[fe80::1]/",  # link-local
+    "http://[ff02::1]/",  # multicast
+    "http://[::]/",
+]
+
+
+@pytest.mark.parametrize("url", REFUSED_URLS)
+def test_non_global_addresses_are_refused_in_every_spelling(url):
+    with pytest.raises(FetchFailed) as failure:
+        fetch(url)
+    assert failure.value.reason == FetchError.BLOCKED_ADDRESS, failure.value
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("file:///etc/passwd", FetchError.BLOCKED_SCHEME),
+        ("ftp://example.com/a.jpg", FetchError.BLOCKED_SCHEME),
+        ("gopher://example.com/", FetchError.BLOCKED_SCHEME),
+        ("data:image/png;base64,AAAA", FetchError.BLOCKED_SCHEME),
+        ("//example.com/a.jpg", FetchError.BLOCKED_SCHEME),
+        ("http:///a.jpg", FetchError.INVALID_URL),
+        ("http://user:pw@example.com/a.jpg", FetchError.INVALID_URL),
+        ("http://example.com:99999/", FetchError.INVALID_URL),
+        ("http://exa mple.com/", FetchError.INVALID_URL),
+    ],
+)
+def test_other_schemes_and_malformed_urls_are_refused(url, reason):
+    with pytest.raises(FetchFailed) as failure:
+        fetch(url)
+    assert failure.value.reason == reason
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "2a00:1450:4001::200e"])
+def test_global_addresses_are_allowed(address):
+    assert address_refusal(address, allow_loopback=False) is None
+
+
+def test_loopback_flag_allows_only_loopback_itself():
+    assert address_refusal("127.0.0.1", allow_loopback=True) is None
+    assert address_refusal("::1", allow_loopback=True) is None
+    assert address_refusal("::ffff:127.0.0.1", allow_loopback=True)
+    assert address_refusal("10.0.0.1", allow_loopback=True)
+    assert address_refusal("169.254.169.254", allow_loopback=True)
+
+
+@pytest.mark.django_db
+def test_local_server_is_refused_unless_loopback_is_allowed(picture_server, settings, stock_red_jpeg):
+    picture_server.serve("/a.jpg", stock_red_jpeg)
+    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = False
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/a.jpg"))
+    assert failure.value.reason == FetchError.BLOCKED_ADDRESS
+    assert picture_server.seen == []  # refused before connecting
+    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
+    assert fetch(picture_server.url("/a.jpg")).content == stock_red_jpeg
+
+
+@pytest.mark.parametrize(
+    "target", ["http://10.1.2.3/x.jpg", "http://169.254.169.254/latest/meta-data/", "http://[::ffff:127.0.0.1]/"]
+)
+def test_a_redirect_into_a_private_range_is_refused(picture_server, allow_loopback, target):
+    picture_server.routes["/r"] = lambda _h: Reply(302, b"", {"Location": target})
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/r"))
+    assert failure.value.reason == FetchError.BLOCKED_ADDRESS
+    assert picture_server.statuses("/r") == [302]
+
+
+def test_redirects_are_followed_up_to_five(picture_server, allow_loopback, stock_red_jpeg):
+    for i in range(6):
+        picture_server.routes[f"/hop{i}"] = lambda _h, i=i: Reply(301, b"", {"Location": f"/hop{i + 1}"})
+    picture_server.serve("/hop6", stock_red_jpeg)
+    picture_server.routes["/five"] = lambda _h: Reply(302, b"", {"Location": "/hop2"})  # 5 hops to /hop6
+    result = fetch(picture_server.url("/five"))
+    assert result.content == stock_red_jpeg and result.url.endswith("/hop6")
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/hop0"))  # 6 redirects
+    assert failure.value.reason == FetchError.TOO_MANY_REDIRECTS
+
+
+def test_connection_goes_to_the_checked_address_with_the_original_host(
+    picture_server, allow_loopback, monkeypatch, stock_red_jpeg
+):
+    """DNS is asked once per hop and the socket connects to that answer: a rebinding resolver that would
+    answer differently the second time is never asked again. Host still names the hostname."""
+    picture_server.serve("/a.jpg", stock_red_jpeg)
+    port = picture_server.httpd.server_address[1]
+    answers = iter(["127.0.0.1", "10.0.0.1"])
+    asked = []
+
+    def rebinding_resolver(host, port, timeout):
+        asked.append(host)
+        return [next(answers)]
+
+    monkeypatch.setattr(fetch_module, "_resolve", rebinding_resolver)
+    result = fetch(f"http://pictures.example:{port}/a.jpg")
+    assert result.content == stock_red_jpeg
+    assert asked == ["pictures.example"]
+    assert picture_server.requests("/a.jpg")[0].headers["host"] == f"pictures.example:{port}"
+
+
+def test_one_private_record_among_public_ones_refuses_the_host(monkeypatch):
+    monkeypatch.setattr(fetch_module, "_resolve", lambda host, port, timeout: ["93.184.216.34", "10.0.0.5"])
+    with pytest.raises(FetchFailed) as failure:
+        fetch("http://mixed.example/a.jpg")
+    assert failure.value.reason == FetchError.BLOCKED_ADDRESS
+
+
+def test_declared_length_over_the_cap_is_refused_without_reading(picture_server, allow_loopback, settings):
+    settings.SPOTCHECK_FETCH_MAX_BYTES = 10_000
+    picture_server.serve("/big.jpg", b"\xff" * 20_000)
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/big.jpg"))
+    assert failure.value.reason == FetchError.TOO_LARGE
+
+
+def _close_delimited(body: bytes):
+    def handler(h):
+        h.send_response(200)
+        h.send_header("Content-Type", "image/jpeg")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        with contextlib.suppress(OSError):
+            h.wfile.write(body)
+        h.close_connection = True
+
+    return handler
+
+
+def _chunked(body: bytes, size: int = 4096):
+    def handler(h):
+        h.send_response(200)
+        h.send_header("Content-Type", "image/jpeg")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        try:
+            for i in range(0, len(body), size):
+                piece = body[i : i + size]
+                h.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            h.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+
+    return handler
+
+
+@pytest.mark.parametrize("make", [_close_delimited, _chunked], ids=["no-content-length", "chunked"])
+def test_byte_cap_is_enforced_while_streaming(picture_server, allow_loopback, settings, make):
+    settings.SPOTCHECK_FETCH_MAX_BYTES = 50_000
+    picture_server.raw_routes["/stream"] = make(b"\xff" * 300_000)
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/stream"))
+    assert failure.value.reason == FetchError.TOO_LARGE
+
+
+def test_byte_cap_counts_decompressed_bytes(picture_server, allow_loopback, settings):
+    """A 30 KB gzip body that inflates to 30 MB is refused at the cap, not inflated."""
+    settings.SPOTCHECK_FETCH_MAX_BYTES = 1_000_000
+    bomb = gzip.compress(b"\x00" * 30_000_000, compresslevel=9)
+    assert len(bomb) < 100_000
+    picture_server.serve("/bomb.jpg", bomb, headers={"Content-Encoding": "gzip"})
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/bomb.jpg"))
+    assert failure.value.reason == FetchError.TOO_LARGE
+
+
+def test_gzip_encoded_picture_is_decoded(picture_server, allow_loopback, stock_red_jpeg):
+    picture_server.serve("/z.jpg", gzip.compress(stock_red_jpeg), headers={"Content-Encoding": "gzip"})
+    assert fetch(picture_server.url("/z.jpg")).content == stock_red_jpeg
+
+
+def test_trickling_body_fails_on_the_total_deadline(picture_server, allow_loopback, settings):
+    settings.SPOTCHECK_FETCH_DEADLINE = 1.0
+    settings.SPOTCHECK_FETCH_READ_TIMEOUT = 5.0  # each byte comes well within the read timeout
+    picture_server.raw_routes["/slow.jpg"] = lambda h: trickle(h, interval=0.2, total=100)
+    started = time.monotonic()
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/slow.jpg"))
+    elapsed = time.monotonic() - started
+    assert failure.value.reason == FetchError.TIMEOUT
+    assert elapsed < 2.0, elapsed
+
+
+def test_trickling_headers_fail_on_the_total_deadline(picture_server, allow_loopback, settings):
+    settings.SPOTCHECK_FETCH_DEADLINE = 1.0
+    settings.SPOTCHECK_FETCH_READ_TIMEOUT = 5.0
+
+    def slow_headers(h):
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 200:
+                h.wfile.write(bytes([byte]))
+                h.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    picture_server.raw_routes["/slow-headers"] = slow_headers
+    started = time.monotonic()
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/slow-headers"))
+    assert failure.value.reason == FetchError.TIMEOUT
+    assert time.monotonic() - started < 2.0
+
+
+def test_silent_server_hits_the_read_timeout(picture_server, allow_loopback, settings):
+    settings.SPOTCHECK_FETCH_READ_TIMEOUT = 0.5
+    picture_server.raw_routes["/silent"] = lambda h: time.sleep(2)
+    started = time.monotonic()
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/silent"))
+    assert failure.value.reason == FetchError.TIMEOUT
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(("status", "transient"), [(404, False), (403, False), (503, True), (429, True)])
+def test_http_errors_map_to_http_status_reasons(picture_server, allow_loopback, status, transient):
+    picture_server.routes["/e"] = lambda _h: Reply(status, b"no")
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/e"))
+    assert failure.value.reason == f"http_{status}"
+    assert failure.value.transient is transient
+
+
+def test_closed_port_is_a_connection_error(allow_loopback):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(FetchFailed) as failure:
+        fetch(f"http://127.0.0.1:{port}/a.jpg")
+    assert failure.value.reason == FetchError.CONNECTION
+    assert failure.value.transient

@@ -1,0 +1,157 @@
+"""Decoding untrusted bytes: formats, pixel caps before decoding, truncation, EXIF, DCT scaling, pHash."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image, ImageFile, JpegImagePlugin
+
+from classification import imaging
+from classification.imaging import ImageRejected, decode, hamming, phash, probe
+from classification.models import FetchError
+from classification.synthetic import picture, picture_bytes
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header for a huge picture, with a few bytes of pixel data (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if any pixel data is decoded."""
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+@pytest.mark.parametrize("size", [(40000, 40000), (9000, 9000)])
+def test_small_png_claiming_huge_dimensions_is_refused_before_decoding(no_decoding, size):
+    data = png_claiming(*size)
+    assert len(data) < 200
+    with pytest.raises(ImageRejected) as rejected:
+        decode(data)
+    assert rejected.value.reason == FetchError.TOO_MANY_PIXELS
+    with pytest.raises(ImageRejected):
+        probe(data)
+
+
+def test_truncated_jpeg_is_a_bad_image():
+    data = picture_bytes(kind="dealer", color="Red", width=640, height=480)
+    with pytest.raises(ImageRejected) as rejected:
+        decode(data[: len(data) // 2])
+    assert rejected.value.reason == FetchError.BAD_IMAGE
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"<html><body>nope</body></html>", b"GIF87a-but-not-really", b"\x00" * 100],
+    ids=["empty", "html", "fake-gif", "zeros"],
+)
+def test_non_pictures_are_not_images(data):
+    with pytest.raises(ImageRejected) as rejected:
+        decode(data)
+    assert rejected.value.reason in {FetchError.NOT_AN_IMAGE, FetchError.BAD_IMAGE}
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF", "PPM"])
+def test_formats_outside_jpeg_png_webp_gif_are_refused(fmt):
+    buffer = io.BytesIO()
+    picture(kind="stock", color="Red", width=64, height=48).save(buffer, format=fmt)
+    with pytest.raises(ImageRejected) as rejected:
+        decode(buffer.getvalue())
+    assert rejected.value.reason == FetchError.NOT_AN_IMAGE
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_accepted_formats_decode_to_rgb(fmt):
+    data = picture_bytes(kind="stock", color="Blue", width=320, height=240, fmt=fmt)
+    decoded = decode(data)
+    assert decoded.picture.mode == "RGB"
+    assert (decoded.width, decoded.height, decoded.format) == (320, 240, fmt)
+
+
+def test_animated_gif_uses_the_first_frame():
+    frames = [picture(kind="stock", color=c, width=160, height=120).convert("P") for c in ("Red", "Green")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    first = decode(buffer.getvalue()).picture
+    r, g, _b = first.getpixel((80, 70))
+    assert r > g  # the red car, not the green one
+
+
+def test_huge_jpeg_is_decoded_at_a_quarter_scale(monkeypatch):
+    data = picture_bytes(kind="stock", color="Red", width=4163, height=3330, quality=80)
+    sizes = []
+    original = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(
+        JpegImagePlugin.JpegImageFile, "draft", lambda self, *a: (original(self, *a), sizes.append(self.size))[0]
+    )
+    decoded = decode(data)
+    assert sizes == [(1041, 833)]
+    assert decoded.picture.size == (800, 640)
+
+
+def test_large_jpeg_is_decoded_with_dct_scaling_to_at_least_640x480(monkeypatch):
+    data = picture_bytes(kind="dealer", color="Red", width=2600, height=1950)
+    drafts = []
+    original = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size):
+        result = original(self, mode, size)
+        drafts.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    decoded = decode(data)
+    assert drafts == [(1300, 975)]  # libjpeg decoded at 1/2 scale: >= 640x480 and >= 800 for the thumbnail
+    assert decoded.picture.size == (800, 600)  # then area-resized to the working size
+    assert (decoded.width, decoded.height) == (2600, 1950)
+
+
+def test_exif_orientation_is_applied():
+    base = picture(kind="stock", color="Red", width=400, height=200)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    buffer = io.BytesIO()
+    base.save(buffer, format="JPEG", exif=exif.tobytes())
+    decoded = decode(buffer.getvalue())
+    assert decoded.picture.size == (200, 400)
+    assert (decoded.width, decoded.height) == (200, 400)
+    assert probe(buffer.getvalue())[:2] == (200, 400)
+
+
+def test_thumbnail_is_a_jpeg_at_most_800_px():
+    decoded = decode(picture_bytes(kind="dealer", color="Green", width=1600, height=1200))
+    thumb = Image.open(io.BytesIO(imaging.thumbnail_bytes(decoded.picture)))
+    assert thumb.format == "JPEG" and max(thumb.size) == 800
+
+
+def test_phash_survives_reencoding_and_resizing_but_tells_pictures_apart():
+    original = picture(kind="dealer", color="Red", seed=3)
+    buffer = io.BytesIO()
+    original.resize((512, 384)).save(buffer, format="JPEG", quality=55)
+    same = phash(decode(buffer.getvalue()).picture)
+    base = phash(original)
+    assert hamming(base, same) <= 6
+    others = [phash(picture(kind="dealer", color="Red", seed=s)) for s in (4, 5)]
+    others.append(phash(picture(kind="placeholder", color="Red", seed=3)))
+    assert all(hamming(base, other) > 12 for other in others)
+
+
+def test_phash_round_trips_through_the_signed_column():
+    value = (1 << 64) - 5
+    stored = imaging.phash_to_db(value)
+    assert -(1 << 63) <= stored < 1 << 63
+    assert imaging.phash_from_db(stored) == value
+    assert hamming(stored, value) == 0

@@ -75,7 +75,8 @@ def child(backend: str, vehicles: int, ingest_vehicles: int, runs: int) -> None:
 
     from django.contrib.auth.models import Group, User
 
-    from classification.models import Image, ModelVersion, Prediction
+    from classification.models import Image, Prediction
+    from classification.services import model_version_ensure_active
     from sitemaps import tasks
     from sitemaps.fixes import FixChange, fixes_apply
     from sitemaps.ingest import advertiser_ensure, inventory_parse, scrape_ingest
@@ -107,7 +108,7 @@ def child(backend: str, vehicles: int, ingest_vehicles: int, runs: int) -> None:
         """An advertiser with n vehicles x 12 classified pictures and a few fixes (setup, not measured)."""
         advertiser = advertiser_ensure(slug=slug)
         scrape_ingest(advertiser=advertiser, vehicles=inventory_parse(payload=inventory(n, host=slug)))
-        version, _ = ModelVersion.objects.get_or_create(name="bench", defaults={"status": "active"})
+        version = model_version_ensure_active()
         rows = list(VehicleImage.objects.filter(vehicle__advertiser=advertiser).values_list("id", flat=True))
         images = Image.objects.bulk_create(
             [

@@ -157,11 +157,13 @@ def ml_failures_count(*, scrape_id: int) -> int:
 def fixes_carry_over(*, vehicle_image_ids: list[int]) -> int:
     """A fix made on a picture that came back under a new URL as a near-duplicate is carried over.
 
-    Same bytes need nothing (the fix follows the picture); a re-encoded or resized copy is found by perceptual
-    hash among the pictures this advertiser's sitemap fixed, and each of its fixes is recorded again on the new
-    picture with a reference to the original.
+    Same bytes need nothing (the fix follows the picture). A re-encoded or resized copy is found by perceptual
+    hash among the pictures this advertiser's sitemap fixed (few, so compared here rather than scanning every
+    picture per row), and each of its latest fixes is recorded again on the new picture with a reference to
+    the original. A row is checked once, when its new URL is first classified.
     """
-    from classification.selectors import image_values, images_near_duplicate
+    from classification.imaging import hamming
+    from classification.selectors import image_values
     from sitemaps.fixes import fix_carry
 
     rows = list(
@@ -172,25 +174,37 @@ def fixes_carry_over(*, vehicle_image_ids: list[int]) -> int:
     if not rows:
         return 0
     VehicleImage.objects.filter(id__in=[r.id for r in rows]).update(url_changed=False)
+    max_distance = settings.SPOTCHECK_NEAR_DUPLICATE_DISTANCE
     carried = 0
     by_advertiser: dict[int, list[VehicleImage]] = defaultdict(list)
     for row in rows:
-        by_advertiser[row.vehicle.advertiser_id].append(row)
+        if row.image.phash is not None:
+            by_advertiser[row.vehicle.advertiser_id].append(row)
     for advertiser_id, items in by_advertiser.items():
         advertiser = items[0].vehicle.advertiser
-        if not ManualFix.objects.filter(advertiser_id=advertiser_id).exists():
+        fixed = dict(
+            ManualFix.objects.filter(advertiser_id=advertiser_id, image__phash__isnull=False)
+            .values_list("image_id", "image__phash")
+            .distinct()
+        )
+        if not fixed:
             continue
         current = image_values(image_ids=[r.image_id for r in items], advertiser=advertiser.slug)
         for row in items:
             unfixed = [a for a, resolved in current[row.image_id].items() if not resolved.fixed]
-            if not unfixed:
+            twins = [
+                image_id
+                for image_id, phash in fixed.items()
+                if image_id != row.image_id and hamming(phash, row.image.phash) <= max_distance
+            ]
+            if not unfixed or not twins:
                 continue
-            twins = [img.id for img in images_near_duplicate(image=row.image) if img.id != row.image_id]
-            if not twins:
-                continue
-            originals = _latest_fixes_of(advertiser_id=advertiser_id, image_ids=twins, attributes=unfixed)
-            for original in originals:
-                fix_carry(original=original, vehicle_image=row)
+            for original in _latest_fixes_of(advertiser_id=advertiser_id, image_ids=twins, attributes=unfixed):
+                fix_carry(
+                    original=original,
+                    vehicle_image=row,
+                    old_value=current[row.image_id][original.attribute].value or "",
+                )
                 carried += 1
     return carried
 

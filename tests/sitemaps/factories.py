@@ -54,8 +54,8 @@ class VehicleImageFactory(factory.django.DjangoModelFactory):
 
 
 def model_version() -> ModelVersion:
-    version, _ = ModelVersion.objects.get_or_create(name="test-builtin", defaults={"status": "active"})
-    return version
+    version = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    return version or ModelVersion.objects.create(name="test-builtin", status=ModelVersion.Status.ACTIVE)
 
 
 def predict(image: Image, *, image_type: str | None = None, color: str | None = None) -> None:

@@ -1,14 +1,11 @@
 """Browser: a reviewer opens a sitemap, changes two dropdowns, presses Update, and sees the rows marked fixed
 and the history entries (Playwright, Debian's Chromium, desktop viewport, against the live server)."""
 
-import os
 import shutil
 
 import pytest
 
 from core.roles import Role
-
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -18,8 +15,15 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    # Playwright's sync API runs an event loop; set for this test only (a module-level os.environ would leak
+    # into later tests, e.g. `check --deploy` refuses it).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
 @pytest.fixture
-def sitemap(make_user, monkeypatch):
+def sitemap(role_groups, make_user, monkeypatch):
     from tests.sitemaps.factories import AdvertiserFactory, VehicleFactory, VehicleImageFactory, predict
 
     monkeypatch.setattr("sitemaps.tasks.fix_deliver.delay", lambda outbox_id: None)
@@ -70,3 +74,11 @@ def test_reviewer_fixes_two_pictures_and_sees_them_marked_and_in_history(live_se
         expect(page.locator("table.history")).to_contain_text("Dealer → Stock")
         expect(page.locator("table.history")).to_contain_text("Red → Blue")
         browser.close()
+
+
+@pytest.fixture
+def role_groups(db):
+    from django.contrib.auth.models import Group
+
+    for role in Role.values:
+        Group.objects.get_or_create(name=role)

@@ -44,3 +44,13 @@ def make_picture():
         return vi
 
     return make
+
+
+@pytest.fixture
+def role_groups(db):
+    """The role groups, for transactional tests: an earlier transactional test's flush removes the rows the
+    data migration created (serialized_rollback clashes with the content types post_migrate recreates)."""
+    from django.contrib.auth.models import Group
+
+    for role in Role.values:
+        Group.objects.get_or_create(name=role)

@@ -19,7 +19,7 @@ def test_demo_picture_view_serves_deterministic_jpegs_without_login(client, db):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_scrape_of_served_pictures_is_classified_and_shown(live_server, client, make_user, settings):
+def test_a_scrape_of_served_pictures_is_classified_and_shown(live_server, client, role_groups, make_user, settings):
     from core.roles import Role
 
     settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True

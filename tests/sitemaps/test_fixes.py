@@ -131,7 +131,7 @@ def test_with_redis_down_a_fix_is_kept_and_the_sweep_delivers_it_when_redis_retu
 
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_fixes_racing_on_one_picture_leave_the_newer(make_user, advertiser, make_picture):
+def test_two_fixes_racing_on_one_picture_leave_the_newer(role_groups, make_user, advertiser, make_picture):
     from core.roles import Role
 
     vi = make_picture(advertiser=advertiser, image_type="Dealer", color="Red")

@@ -292,6 +292,10 @@ SPOTCHECK_SITEMAP_FETCH_RETRIES = env_int("SPOTCHECK_SITEMAP_FETCH_RETRIES", 5)
 SPOTCHECK_SITEMAP_SWEEP_SECONDS = env_float("SPOTCHECK_SITEMAP_SWEEP_SECONDS", 60.0)
 # An inventory of 10,000 vehicles x 12 URLs is ~10 MB of JSON; only the scrape endpoint accepts this much.
 SPOTCHECK_SITEMAP_MAX_BODY = env_int("SPOTCHECK_SITEMAP_MAX_BODY", 64 * 1024 * 1024)
+# The review form has 4 fields per picture (two dropdowns, the two values they showed): 25 vehicles x 12
+# pictures is 1,200 fields, above Django's default 1,000. Its script sends only changed rows; this keeps the
+# form working without JavaScript, for pages of up to 100 vehicles x 25 pictures.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 10_000)
 CELERY_TASK_ROUTES.update(
     {
         "sitemaps.tasks.scrape_classify": {"queue": "fetch"},

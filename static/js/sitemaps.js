@@ -28,3 +28,20 @@
   });
   window.setTimeout(poll, 1500);
 })();
+
+// Update: send only the dropdowns that changed (a page of 25 vehicles x 12 pictures has 1,200 fields, and the
+// server saves only changes anyway). Without JavaScript the whole form is sent and the server compares.
+(function () {
+  "use strict";
+  var form = document.getElementById("sitemap-form");
+  if (!form) return;
+  form.addEventListener("submit", function () {
+    form.querySelectorAll("select[name]").forEach(function (select) {
+      var shown = form.querySelector('input[name="shown-' + select.name + '"]');
+      if (shown && shown.value === select.value) {
+        select.disabled = true;
+        shown.disabled = true;
+      }
+    });
+  });
+})();

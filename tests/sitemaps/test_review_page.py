@@ -196,3 +196,13 @@ def test_progress_bar_is_shown_while_a_scrape_runs(client, reviewer, advertiser)
     html = _page(client, reviewer, advertiser)
     assert f'data-api="/api/v1/scrapes/{scrape.id}/"' in html
     assert 'role="progressbar"' in html and 'aria-valuenow="40"' in html
+
+
+def test_a_full_page_form_without_javascript_is_accepted(client, reviewer, advertiser):
+    _bulk_inventory(advertiser, 25, per_vehicle=12)
+    form = _form(_page(client, reviewer, advertiser))
+    assert len(form) > 1000  # Django's default DATA_UPLOAD_MAX_NUMBER_FIELDS
+    last = max(k for k in form if k.startswith("color-"))
+    form[last] = "Purple"
+    assert client.post(f"/sitemaps/{advertiser.slug}/", form).status_code == 302
+    assert ManualFix.objects.get().new_value == "Purple"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache as _cache
+from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from classification.models import GroundTruth, Prediction
@@ -170,24 +171,26 @@ def entry_model(entry: dict) -> str | None:
 # --- atomic update --------------------------------------------------------------------------------------
 
 
+def _backend():
+    """The configured backend itself (``cache`` is a proxy to it)."""
+    return caches["default"]
+
+
 def _is_redis() -> bool:
     from django.core.cache.backends.redis import RedisCache
 
-    return isinstance(_cache, RedisCache)
-
-
-def _timeout_seconds() -> int | None:
-    return _cache.get_backend_timeout(DEFAULT_TIMEOUT)
+    return isinstance(_backend(), RedisCache)
 
 
 def _update_redis(name: str, mutate: Callable[[dict | None], dict | None]) -> None:
     from redis.exceptions import RedisError, WatchError
 
-    full_key = _cache.make_and_validate_key(name)
-    client = _cache._cache.get_client(full_key, write=True)
-    serializer = _cache._cache._serializer
-    timeout = _timeout_seconds()
+    backend = _backend()
+    full_key = backend.make_and_validate_key(name)
+    timeout = backend.get_backend_timeout(DEFAULT_TIMEOUT)
     try:
+        client = backend._cache.get_client(full_key, write=True)
+        serializer = backend._cache._serializer
         with client.pipeline() as pipe:
             for _ in range(_WATCH_ATTEMPTS):
                 try:
@@ -237,8 +240,8 @@ def _update(name: str, mutate: Callable[[dict | None], dict | None]) -> None:
             new = mutate(current)
             if new is not None and new != current:
                 _cache.set(name, new, timeout=DEFAULT_TIMEOUT)
-    except OSError as exc:
-        raise CacheUnavailable(str(exc)) from exc
+    except Exception as exc:  # whatever the backend raised, the push did not happen
+        raise CacheUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
 
 
 def entry_refresh(*, image_id: int) -> None:

@@ -36,7 +36,8 @@ class ImageRejected(Exception):
 
 @dataclass
 class Decoded:
-    """A decoded picture: ``picture`` is RGB, upright, at most ``THUMBNAIL_SIDE`` on its long side."""
+    """A decoded picture: ``picture`` is RGB, upright, at least 640x480 when the original is, and at most
+    twice ``THUMBNAIL_SIDE`` on its long side (the thumbnail and the classifier downscale from it)."""
 
     picture: Image.Image
     width: int  # of the original, upright
@@ -74,7 +75,7 @@ def probe(data: bytes, *, max_pixels: int | None = None) -> tuple[int, int, str]
     image = _open(data, max_pixels or _max_pixels())
     try:
         width, height = image.size
-        if _orientation_swaps(image):
+        if _orientation(image) in (5, 6, 7, 8):
             width, height = height, width
         return width, height, image.format or ""
     finally:
@@ -90,7 +91,8 @@ def decode(data: bytes, *, max_pixels: int | None = None, long_side: int = THUMB
     image = _open(data, max_pixels or _max_pixels())
     width, height = image.size
     fmt = image.format or ""
-    swaps = _orientation_swaps(image)
+    orientation = _orientation(image)
+    swaps = orientation in (5, 6, 7, 8)
     try:
         if fmt == "JPEG":
             # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, the cheapest way to get small. Ask
@@ -99,17 +101,20 @@ def decode(data: bytes, *, max_pixels: int | None = None, long_side: int = THUMB
         elif fmt == "GIF":
             image.seek(0)
         image.load()
-        picture = ImageOps.exif_transpose(image)
+        picture = ImageOps.exif_transpose(image) if orientation not in (None, 1) else image
         if picture.mode != "RGB":
             picture = _to_rgb(picture)
-        if max(picture.size) > long_side:
+        # A DCT-scaled JPEG is already small (at most about twice the thumbnail); anything bigger (a PNG,
+        # a WebP) is area-resized now so that no full-size copy lives on.
+        if max(picture.size) > 2 * long_side:
             picture = _fit(picture, long_side)
     except Image.DecompressionBombError as exc:
         raise ImageRejected(FetchError.TOO_MANY_PIXELS, str(exc)) from None
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(FetchError.BAD_IMAGE, str(exc) or "cannot decode") from None
-    finally:
         image.close()
+        raise ImageRejected(FetchError.BAD_IMAGE, str(exc) or "cannot decode") from None
+    if picture is not image:
+        image.close()  # closing also frees the pixels, so only when the working picture is a copy
     if swaps:
         width, height = height, width
     return Decoded(picture=picture, width=width, height=height, format=fmt)
@@ -120,11 +125,11 @@ def _draft_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return (max(DECODE_SIZE[0], math.ceil(width * k)), max(DECODE_SIZE[1], math.ceil(height * k)))
 
 
-def _orientation_swaps(image: Image.Image) -> bool:
+def _orientation(image: Image.Image) -> int | None:
     try:
-        return image.getexif().get(0x0112) in (5, 6, 7, 8)
+        return image.getexif().get(0x0112)
     except Exception:  # noqa: BLE001 - a broken EXIF block only means "no rotation"
-        return False
+        return None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

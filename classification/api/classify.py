@@ -11,11 +11,18 @@ from classification.services import urls_classify
 from core.roles import is_staff_reviewer
 
 
+class UrlField(serializers.CharField):
+    """A string, not anything that can be turned into one (a number is a mistake worth a 400)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ClassifyInputSerializer(serializers.Serializer):
-    url = serializers.CharField(required=False, max_length=4096, trim_whitespace=True)
-    urls = serializers.ListField(
-        child=serializers.CharField(max_length=4096, trim_whitespace=True), required=False, allow_empty=False
-    )
+    url = UrlField(required=False, max_length=4096)
+    urls = serializers.ListField(child=UrlField(max_length=4096), required=False, allow_empty=False)
     advertiser = serializers.SlugField(
         required=False, max_length=100, help_text="Resolve values as this advertiser sees them (staff only)."
     )

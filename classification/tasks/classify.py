@@ -52,7 +52,7 @@ def urls_classify_chunk(self, urls: list[str]) -> dict:
     checks = services.urls_check(urls=urls, classify=False)
     pending = sorted({c.image_id for c in checks.values() if c.pending and c.image_id})
     for image_id in pending:
-        image_classify.delay_on_commit(image_id)
+        transaction.on_commit(lambda image_id=image_id: image_classify.delay(image_id))
     transient = [c.url for c in checks.values() if c.error and c.transient]
     if transient and self.request.retries < self.max_retries:
         raise self.retry(args=(transient,), countdown=backoff(self.request.retries))

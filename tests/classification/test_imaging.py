@@ -99,7 +99,7 @@ def test_huge_jpeg_is_decoded_at_a_quarter_scale(monkeypatch):
     )
     decoded = decode(data)
     assert sizes == [(1041, 833)]
-    assert decoded.picture.size == (800, 640)
+    assert decoded.picture.size == (1041, 833)  # the thumbnail and the classifier downscale from here
 
 
 def test_large_jpeg_is_decoded_with_dct_scaling_to_at_least_640x480(monkeypatch):
@@ -115,7 +115,7 @@ def test_large_jpeg_is_decoded_with_dct_scaling_to_at_least_640x480(monkeypatch)
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
     decoded = decode(data)
     assert drafts == [(1300, 975)]  # libjpeg decoded at 1/2 scale: >= 640x480 and >= 800 for the thumbnail
-    assert decoded.picture.size == (800, 600)  # then area-resized to the working size
+    assert decoded.picture.size == (1300, 975)
     assert (decoded.width, decoded.height) == (2600, 1950)
 
 
@@ -129,6 +129,12 @@ def test_exif_orientation_is_applied():
     assert decoded.picture.size == (200, 400)
     assert (decoded.width, decoded.height) == (200, 400)
     assert probe(buffer.getvalue())[:2] == (200, 400)
+
+
+def test_big_png_is_area_resized_at_decode():
+    decoded = decode(picture_bytes(kind="stock", color="Red", width=2000, height=1500, fmt="PNG"))
+    assert decoded.picture.size == (800, 600)
+    assert (decoded.width, decoded.height) == (2000, 1500)
 
 
 def test_thumbnail_is_a_jpeg_at_most_800_px():

@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("targets", nargs="+", metavar="URL-or-PATH")
         parser.add_argument("--advertiser", help="resolve values as this advertiser sees them")
 
-    def handle(self, *targets, advertiser=None, **options):
+    def handle(self, *args, targets, advertiser=None, **options):
         urls = [t for t in targets if "://" in t]
         by_url = dict(zip(urls, urls_classify(urls=urls, advertiser=advertiser), strict=True)) if urls else {}
         for target in targets:

@@ -13,7 +13,10 @@
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
       .then(function (s) {
         ["status", "done", "from_cache", "failed", "total"].forEach(function (k) { set(k, s[k]); });
-        if (bar) bar.style.width = s.percent + "%";
+        if (bar) {
+          bar.style.width = s.percent + "%";
+          bar.parentNode.setAttribute("aria-valuenow", s.percent);
+        }
         var formDirty = document.querySelector("#sitemap-form select[data-dirty]");
         if (s.status === "done" || s.status === "failed") {
           if (!formDirty) window.location.reload();

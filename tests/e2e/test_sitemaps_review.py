@@ -82,3 +82,31 @@ def role_groups(db):
 
     for role in Role.values:
         Group.objects.get_or_create(name=role)
+
+
+def test_progress_bar_follows_the_scrape_and_the_page_reloads_when_done(live_server, sitemap):
+    from playwright.sync_api import expect, sync_playwright
+
+    from sitemaps.models import Scrape
+
+    _user, advertiser, _rows = sitemap
+    scrape = Scrape.objects.create(advertiser=advertiser, status="running", total=10, done=2)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill('input[name="username"]', "rev")
+        page.fill('input[name="password"]', "pw-rev")
+        page.click('button[type="submit"]')
+        page.goto(f"{live_server.url}/sitemaps/{advertiser.slug}/")
+        expect(page.locator('[role="progressbar"]')).to_have_attribute("aria-valuenow", "20")
+        Scrape.objects.filter(id=scrape.id).update(done=7)
+        expect(page.locator('#scrape-status [data-field="done"]')).to_have_text("7", timeout=10_000)
+        expect(page.locator('[role="progressbar"]')).to_have_attribute("aria-valuenow", "70")
+        Scrape.objects.filter(id=scrape.id).update(done=10, status="done")
+        expect(page.locator('[role="progressbar"]')).to_have_count(0, timeout=10_000)  # reloaded, finished
+        expect(page.locator('#scrape-status [data-field="status"]')).to_have_text("done")
+        browser.close()

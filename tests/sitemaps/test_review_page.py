@@ -206,3 +206,29 @@ def test_a_full_page_form_without_javascript_is_accepted(client, reviewer, adver
     form[last] = "Purple"
     assert client.post(f"/sitemaps/{advertiser.slug}/", form).status_code == 302
     assert ManualFix.objects.get().new_value == "Purple"
+
+
+def test_review_page_costs_the_same_queries_on_any_page_and_for_any_advertiser_size(
+    client, reviewer, advertiser, other_advertiser
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _bulk_inventory(advertiser, 60, per_vehicle=3)
+    _bulk_inventory(other_advertiser, 2, per_vehicle=3)
+    client.force_login(reviewer)
+    form = _form(client.get(f"/sitemaps/{advertiser.slug}/").content.decode())
+    form[next(k for k in form if k.startswith("color-"))] = "Pink"  # a fix on the first page only
+    client.post(f"/sitemaps/{advertiser.slug}/", form)
+    counts = {}
+    for name, url in (
+        ("first", f"/sitemaps/{advertiser.slug}/"),
+        ("last", f"/sitemaps/{advertiser.slug}/?page=3"),
+        ("big page", f"/sitemaps/{advertiser.slug}/?size=60"),
+        ("small advertiser", f"/sitemaps/{other_advertiser.slug}/"),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        counts[name] = len(queries)
+    assert len(set(counts.values())) == 1, counts
+    assert counts["first"] <= 15

@@ -135,18 +135,23 @@ class VehicleRow:
         return next((row for row in self.images if row.image_type.value == ImageType.DEALER), None)
 
 
-def _effective_type_expression():
-    """The effective image type of a vehicle image in SQL, for the "by type" filter (same precedence)."""
-    image = OuterRef("image_id")
+def _effective_type(*, advertiser: Advertiser):
+    """The effective image type of a vehicle image in SQL (same precedence as image_values), for the filter."""
 
     def latest_fix(**scope):
         return Subquery(
-            GroundTruth.objects.filter(image_id=image, attribute=TYPE, **scope)
+            GroundTruth.objects.filter(image_id=OuterRef("image_id"), attribute=TYPE, **scope)
             .order_by("-created_at", "-id")
             .values("value")[:1]
         )
 
-    return latest_fix, Subquery(Prediction.objects.filter(image_id=image, attribute=TYPE).values("value")[:1])
+    ml = Subquery(Prediction.objects.filter(image_id=OuterRef("image_id"), attribute=TYPE).values("value")[:1])
+    return Coalesce(
+        latest_fix(source=GroundTruth.Source.ADVERTISER_FIX, advertiser=advertiser.slug),
+        latest_fix(source=GroundTruth.Source.STAFF_FIX),
+        NullIf(ml, Value("")),
+        Value(DISPLAY_DEFAULTS[TYPE]),
+    )
 
 
 def vehicles_filtered(*, advertiser: Advertiser, filters: Filters) -> QuerySet[Vehicle]:
@@ -166,15 +171,9 @@ def vehicles_filtered(*, advertiser: Advertiser, filters: Filters) -> QuerySet[V
         )
         vehicles = vehicles.filter(id__in=images.filter(Exists(fixes)).values("vehicle_id"))
     if filters.image_type:
-        latest_fix, ml = _effective_type_expression()
-        effective = images.annotate(
-            effective_type=Coalesce(
-                latest_fix(source=GroundTruth.Source.ADVERTISER_FIX, advertiser=advertiser.slug),
-                latest_fix(source=GroundTruth.Source.STAFF_FIX),
-                NullIf(ml, Value("")),
-                Value(DISPLAY_DEFAULTS[TYPE]),
-            )
-        ).filter(effective_type=filters.image_type)
+        effective = images.annotate(effective_type=_effective_type(advertiser=advertiser)).filter(
+            effective_type=filters.image_type
+        )
         vehicles = vehicles.filter(id__in=effective.values("vehicle_id"))
     return vehicles.order_by("external_id", "id")
 

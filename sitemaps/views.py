@@ -3,11 +3,13 @@ the demo's login-exempt generated pictures."""
 
 import csv
 import re
+from datetime import date
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_date
@@ -122,13 +124,11 @@ def history(request: HttpRequest, slug: str) -> HttpResponse:
         advertisers=advertisers_visible(user=request.user).filter(id=advertiser.id),
         user=request.GET.get("user", "").strip(),
         attribute=attribute if attribute in (Attribute.IMAGE_TYPE, Attribute.COLOR) else "",
-        since=parse_date(request.GET.get("since", "") or "") if _is_date(request.GET.get("since")) else None,
-        until=parse_date(request.GET.get("until", "") or "") if _is_date(request.GET.get("until")) else None,
+        since=_date_param(request.GET.get("since")),
+        until=_date_param(request.GET.get("until")),
     )
     if request.GET.get("format") == "csv":
         return _history_csv(fixes, advertiser.slug)
-    from django.core.paginator import Paginator
-
     page = Paginator(fixes, 50).get_page(request.GET.get("page", 1))
     query = request.GET.copy()
     query.pop("page", None)
@@ -139,11 +139,12 @@ def history(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-def _is_date(value: str | None) -> bool:
+def _date_param(value: str | None) -> date | None:
+    """A YYYY-MM-DD filter; anything else is ignored (the form's date inputs send nothing else)."""
     try:
-        return bool(value) and parse_date(value) is not None
+        return parse_date(value) if value else None
     except ValueError:
-        return False
+        return None
 
 
 def _history_csv(fixes, slug: str) -> HttpResponse:

@@ -302,11 +302,22 @@ class SitemapPage:
     failure_alert: bool
 
 
+def vehicle_ids_filtered(*, advertiser: Advertiser, filters: Filters) -> list[int]:
+    """The matching vehicle ids in page order. One query that evaluates the filters once: paginating the
+    queryset itself would evaluate them twice (COUNT, then the page), and they scan the advertiser's pictures."""
+    return list(vehicles_filtered(advertiser=advertiser, filters=filters).values_list("id", flat=True))
+
+
+def vehicles_by_ids(ids: list[int]) -> list[Vehicle]:
+    found = Vehicle.objects.in_bulk(ids)
+    return [found[i] for i in ids if i in found]
+
+
 def sitemap_page(*, advertiser: Advertiser, filters: Filters, page: int | str, size: int) -> SitemapPage:
-    """One page of the review page: count + vehicles + pictures + values + fixes + flags + last scrape."""
-    paginator = Paginator(vehicles_filtered(advertiser=advertiser, filters=filters), size)
+    """One page of the review page: ids + vehicles + pictures + values + fixes + flags + last scrape."""
+    paginator = Paginator(vehicle_ids_filtered(advertiser=advertiser, filters=filters), size)
     current = paginator.get_page(page)
-    rows = vehicle_rows(advertiser=advertiser, vehicles=list(current.object_list))
+    rows = vehicle_rows(advertiser=advertiser, vehicles=vehicles_by_ids(list(current.object_list)))
     scrape = Scrape.objects.filter(advertiser=advertiser).order_by("-created_at", "-id").first()
     return SitemapPage(page=current, rows=rows, scrape=scrape, failure_alert=scrape_failure_alert(scrape=scrape))
 

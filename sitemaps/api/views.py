@@ -18,7 +18,7 @@ from sitemaps.api.parsers import InventoryJSONParser
 from sitemaps.fixes import FixChange, PictureNotClassified, VehicleImageNotFound, fixes_apply
 from sitemaps.ingest import InventoryInvalid, advertiser_ensure, classification_relaunch, inventory_parse, scrape_ingest
 from sitemaps.models import Advertiser, ManualFix, Scrape, VehicleImage
-from sitemaps.selectors import Filters, fixes_history, vehicle_rows, vehicles_filtered
+from sitemaps.selectors import Filters, fixes_history, vehicle_ids_filtered, vehicle_rows, vehicles_by_ids
 
 
 def _visible_advertiser(request, slug: str) -> Advertiser:
@@ -132,12 +132,12 @@ class SitemapView(APIView):
     def get(self, request, slug: str):
         advertiser = _visible_advertiser(request, slug)
         paginator = SitemapPagination()
-        vehicles = paginator.paginate_queryset(
-            vehicles_filtered(advertiser=advertiser, filters=Filters.from_query(request.query_params)),
+        ids = paginator.paginate_queryset(
+            vehicle_ids_filtered(advertiser=advertiser, filters=Filters.from_query(request.query_params)),
             request,
             view=self,
         )
-        rows = vehicle_rows(advertiser=advertiser, vehicles=list(vehicles))
+        rows = vehicle_rows(advertiser=advertiser, vehicles=vehicles_by_ids(list(ids)))
         data = [
             {
                 "external_id": r.vehicle.external_id,

@@ -12,8 +12,12 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from classification.models import FetchError
+from classification import services as classification_services
+from classification.imaging import hamming
+from classification.models import FetchError, Prediction
+from classification.selectors import image_values
 from classification.vocabulary import Attribute, ImageType
+from sitemaps.fixes import fix_carry
 from sitemaps.models import ManualFix, Scrape, VehicleImage
 
 log = logging.getLogger(__name__)
@@ -44,8 +48,6 @@ def scrape_chunk_classify(*, scrape_id: int, vehicle_image_ids: list[int], final
     Returns the ids left pending by a transient fetch error (to retry); on the final attempt they are
     recorded as failed with their reason instead.
     """
-    from classification.services import urls_classify
-
     scrape = Scrape.objects.select_related("advertiser").filter(id=scrape_id).first()
     if scrape is None or scrape.finished:
         return []
@@ -57,7 +59,7 @@ def scrape_chunk_classify(*, scrape_id: int, vehicle_image_ids: list[int], final
     if not rows:
         return []
     urls = list(dict.fromkeys(url for _id, url in rows))
-    outcomes = {o.url: o for o in urls_classify(urls=urls, advertiser=scrape.advertiser.slug)}
+    outcomes = {o.url: o for o in classification_services.urls_classify(urls=urls, advertiser=scrape.advertiser.slug)}
 
     groups: dict[tuple, list[int]] = defaultdict(list)
     retry: list[int] = []
@@ -134,16 +136,12 @@ def reused_image_ids(*, advertiser_id: int) -> list[int]:
 
 def reused_placeholder_apply(*, advertiser_id: int) -> int:
     """The same picture across many vehicles of one advertiser is a Placeholder (a "photo coming soon" card)."""
-    from classification.services import images_reused_placeholder_apply
-
     ids = reused_image_ids(advertiser_id=advertiser_id)
-    return images_reused_placeholder_apply(image_ids=ids) if ids else 0
+    return classification_services.images_reused_placeholder_apply(image_ids=ids) if ids else 0
 
 
 def ml_failures_count(*, scrape_id: int) -> int:
     """Pictures of the run whose ML image type is Placeholder or none (seed 002's "failed to respond" sign)."""
-    from classification.models import Prediction
-
     useful = Prediction.objects.filter(
         attribute=Attribute.IMAGE_TYPE, value__in=[ImageType.DEALER, ImageType.STOCK]
     ).values("image_id")
@@ -162,10 +160,6 @@ def fixes_carry_over(*, vehicle_image_ids: list[int]) -> int:
     picture per row), and each of its latest fixes is recorded again on the new picture with a reference to
     the original. A row is checked once, when its new URL is first classified.
     """
-    from classification.imaging import hamming
-    from classification.selectors import image_values
-    from sitemaps.fixes import fix_carry
-
     rows = list(
         VehicleImage.objects.filter(id__in=vehicle_image_ids, url_changed=True, image__isnull=False).select_related(
             "vehicle__advertiser", "image"

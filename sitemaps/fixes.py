@@ -10,6 +10,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from classification import cache as classification_cache
+from classification.cache import CacheUnavailable
 from classification.services import fix_record
 from classification.vocabulary import DROPDOWN_DEFAULTS, ML_ATTRIBUTES, is_valid
 from core.roles import is_staff_reviewer
@@ -37,22 +39,9 @@ class FixChange:
     shown: str | None = None
 
 
-def _cache_errors() -> tuple[type[BaseException], ...]:
-    """The errors that mean "the cache is unreachable now": the outbox keeps the fix and the sweep retries."""
-    errors: list[type[BaseException]] = [ConnectionError, TimeoutError, OSError]
-    try:
-        import redis.exceptions
-
-        errors += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
-    except ImportError:  # pragma: no cover - redis is a pinned dependency
-        pass
-    try:
-        from classification.cache import CacheUnavailable  # type: ignore[attr-defined]
-
-        errors.append(CacheUnavailable)
-    except ImportError:
-        pass
-    return tuple(errors)
+# "The cache is unreachable now": the outbox row stays undelivered and the sweep retries. classification.cache
+# wraps Redis errors in CacheUnavailable; the others cover a broken connection outside its wrapping.
+CACHE_ERRORS = (CacheUnavailable, ConnectionError, TimeoutError, OSError)
 
 
 def _locked(queryset):
@@ -169,14 +158,12 @@ def fix_carry(*, original: ManualFix, vehicle_image: VehicleImage, old_value: st
 
 def fix_deliver(*, outbox_id: int) -> bool:
     """Push one fix to the classification cache; True once delivered (now or before)."""
-    from classification.cache import fix_push
-
     row = FixOutbox.objects.filter(id=outbox_id).first()
     if row is None or row.delivered_at is not None:
         return row is not None
     try:
-        fix_push(ground_truth_id=row.ground_truth_id)
-    except _cache_errors() as exc:
+        classification_cache.fix_push(ground_truth_id=row.ground_truth_id)
+    except CACHE_ERRORS as exc:
         log.warning("fix push failed; the sweep will retry", extra={"outbox_id": outbox_id, "error": str(exc)})
         FixOutbox.objects.filter(id=outbox_id).update(attempts=F("attempts") + 1, last_error=str(exc)[:200])
         return False

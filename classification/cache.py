@@ -115,18 +115,23 @@ def entries_get(*, image_ids: Iterable[int]) -> dict[int, dict]:
     """
     ids = list(dict.fromkeys(image_ids))
     keys = {key(i): i for i in ids}
+    reachable = True
     try:
         found = _cache.get_many(list(keys))
     except Exception:  # noqa: BLE001 - a cache outage must never break a read
-        found = {}
+        found, reachable = {}, False
     entries = {keys[k]: v for k, v in found.items()}
     missing = [i for i in ids if i not in entries]
     if missing:
         built = entries_build(missing)
         for image_id, entry in built.items():
             entries[image_id] = entry
-            with contextlib.suppress(Exception):
+            if not reachable:
+                continue  # do not wait for a connect timeout per picture
+            try:
                 _cache.add(key(image_id), entry, timeout=DEFAULT_TIMEOUT)
+            except Exception:  # noqa: BLE001 - the database answered; the cache fills in later
+                reachable = False
     return entries
 
 

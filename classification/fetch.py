@@ -22,12 +22,14 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 import certifi
 from django.conf import settings
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from classification.models import FetchError
 
@@ -265,9 +267,10 @@ class _Decoder:
             self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._z = zlib.decompressobj()
-            self._raw_fallback = True
         else:
             raise FetchFailed(FetchError.NOT_AN_IMAGE, f"unsupported Content-Encoding {encoding!r}")
+        # "deflate" is sent both zlib-wrapped (the RFC) and raw (common servers): retry raw once.
+        self._raw_fallback = encoding == "deflate"
         self._first = True
 
     def feed(self, chunk: bytes) -> bytes:
@@ -285,8 +288,7 @@ class _Decoder:
             try:
                 piece = self._z.decompress(data, budget)
             except zlib.error:
-                if self._first and getattr(self, "_raw_fallback", False):
-                    # "deflate" is sent both zlib-wrapped (the RFC) and raw (common servers).
+                if self._first and self._raw_fallback:
                     self._z = zlib.decompressobj(-zlib.MAX_WBITS)
                     self._first = False
                     return self._inflate(chunk)
@@ -307,9 +309,21 @@ class _Decoder:
         return out
 
 
+def _set_timeout(sock: socket.socket, seconds: float) -> None:
+    # Once a "Connection: close" body has been read in full, http.client has closed the socket already.
+    with contextlib.suppress(OSError):
+        sock.settimeout(seconds)
+
+
+@lru_cache(maxsize=4)
+def _tls_context(cafile: str) -> ssl.SSLContext:
+    """Loading the CA bundle costs milliseconds: one verifying context per bundle, shared (thread-safe)."""
+    return ssl.create_default_context(cafile=cafile)
+
+
 def _connection(target: _Target, address: str, connect_timeout: float) -> HTTPConnection:
     if target.scheme == "https":
-        context = ssl.create_default_context(cafile=certifi.where())
+        context = _tls_context(certifi.where())
         return HTTPSConnection(
             address,
             target.port,
@@ -381,8 +395,8 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
             break
         except TimeoutError as exc:
             last_error = exc
-        except (OSError, Urllib3HTTPError) as exc:
-            last_error = exc
+        except (OSError, Urllib3HTTPError, CertificateError) as exc:
+            last_error = exc  # refused, unreachable, or a certificate not valid for the hostname
         conn.close()
         conn = None
     if conn is None:
@@ -424,7 +438,7 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
         body = bytearray()
         raw_seen = 0
         while True:
-            sock.settimeout(min(read_timeout, remaining()))
+            _set_timeout(sock, min(read_timeout, remaining()))
             chunk = response.read1(CHUNK, decode_content=False)
             if not chunk:
                 break

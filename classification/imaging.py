@@ -94,7 +94,7 @@ def decode(data: bytes, *, max_pixels: int | None = None, long_side: int = THUMB
     orientation = _orientation(image)
     swaps = orientation in (5, 6, 7, 8)
     try:
-        if fmt == "JPEG":
+        if fmt in ("JPEG", "MPO"):  # camera JPEGs carrying extra frames open as MPO: the first is the JPEG
             # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, the cheapest way to get small. Ask
             # for at least 640x480 (the classifier) and a long side of at least 800 (the thumbnail).
             image.draft("RGB", _draft_size(width, height, long_side))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,7 @@ from classification import cache, imaging
 from classification.classifiers import Classifier, ClassifierError, Values, classifier_for
 from classification.fetch import FetchFailed, fetch
 from classification.imaging import ImageRejected
-from classification.models import Backend, GroundTruth, Image, ImageSource, ModelVersion, Prediction
+from classification.models import Backend, FetchError, GroundTruth, Image, ImageSource, ModelVersion, Prediction
 from classification.selectors import model_version_active
 from classification.values import resolve
 from classification.vocabulary import ML_ATTRIBUTES, Attribute, ImageType, is_valid
@@ -356,9 +357,14 @@ class _Download:
     sha256: str | None = None
 
 
-def _download(url: str, etag: str, last_modified: str) -> _Download:
+def _download(url: str, etag: str, last_modified: str, ends_at: float | None = None) -> _Download:
+    deadline = None
+    if ends_at is not None:
+        deadline = min(settings.SPOTCHECK_FETCH_DEADLINE, ends_at - time.monotonic())
+        if deadline <= 0:
+            return _Download(failure=FetchFailed(FetchError.TIMEOUT, "the batch ran out of time"))
     try:
-        fetched = fetch(url, etag=etag, last_modified=last_modified)
+        fetched = fetch(url, etag=etag, last_modified=last_modified, deadline=deadline)
     except FetchFailed as exc:
         return _Download(failure=exc)
     sha = hashlib.sha256(fetched.content).hexdigest() if fetched.content is not None else None
@@ -369,13 +375,14 @@ def _pool(size: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=max(1, min(size, settings.SPOTCHECK_FETCH_CONCURRENCY)))
 
 
-def urls_check(*, urls: list[str], classify: bool = True) -> dict[str, UrlCheck]:
+def urls_check(*, urls: list[str], classify: bool = True, deadline: float | None = None) -> dict[str, UrlCheck]:
     """Key every URL: a conditional GET with the stored validators (304: the known picture, no download),
     else the SHA-256 of the bytes decides, so a known picture is never classified again.
 
     New pictures are classified here when ``classify``; otherwise they are stored with their original
     bytes and marked ``pending`` for the classify queue. Downloads run concurrently in a bounded pool;
-    the database is only touched from the calling thread.
+    the database is only touched from the calling thread. ``deadline`` (seconds) bounds all the downloads
+    of the batch together: a URL still waiting for its turn when it passes fails with ``timeout``.
     """
     unique = list(dict.fromkeys(urls))
     checks = {u: UrlCheck(url=u) for u in unique}
@@ -394,7 +401,8 @@ def urls_check(*, urls: list[str], classify: bool = True) -> dict[str, UrlCheck]
         return source.etag, source.last_modified
 
     with _pool(len(unique)) as pool:
-        downloads = dict(zip(unique, pool.map(lambda u: _download(u, *validators(u)), unique), strict=True))
+        ends_at = time.monotonic() + deadline if deadline is not None else None
+        downloads = dict(zip(unique, pool.map(lambda u: _download(u, *validators(u), ends_at), unique), strict=True))
 
     updates: list[_SourceUpdate] = []
     bodies: dict[str, bytes] = {}
@@ -408,7 +416,12 @@ def urls_check(*, urls: list[str], classify: bool = True) -> dict[str, UrlCheck]
         fetched = d.fetched
         check.status = fetched.status
         if fetched.not_modified:
-            source = sources[url_hash(url)]
+            source = sources.get(url_hash(url))
+            if source is None or source.image is None or not any(validators(url)):
+                # A 304 to a request without validators is a broken (or hostile) server, not a hit.
+                check.error, check.status = "http_304", 304
+                updates.append(_SourceUpdate(url=url, status=304, error=check.error))
+                continue
             check.image_id, check.sha256 = source.image_id, source.image.sha256
             updates.append(
                 _SourceUpdate(
@@ -559,13 +572,15 @@ def _outcome(check: UrlCheck, entry: dict | None, advertiser: str | None) -> Cla
     )
 
 
-def urls_classify(*, urls: list[str], advertiser: str | None = None) -> list[ClassifyOutcome]:
+def urls_classify(
+    *, urls: list[str], advertiser: str | None = None, deadline: float | None = None
+) -> list[ClassifyOutcome]:
     """Classify URLs now (synchronously, downloads in parallel), one outcome per URL in order.
 
     A refused or failed URL is an outcome with its ``error``; values follow the precedence advertiser
     fix → staff fix → classifier → default, read through the cache.
     """
-    checks = urls_check(urls=list(urls), classify=True)
+    checks = urls_check(urls=list(urls), classify=True, deadline=deadline)
     entries = cache.entries_get(image_ids=[c.image_id for c in checks.values() if c.image_id])
     return [_outcome(checks[u], entries.get(checks[u].image_id), advertiser) for u in urls]
 

@@ -137,12 +137,13 @@ else:
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -320,6 +321,8 @@ SPOTCHECK_FETCH_CONCURRENCY = env_int("SPOTCHECK_FETCH_CONCURRENCY", 16)
 SPOTCHECK_NEAR_DUPLICATE_DISTANCE = env_int("SPOTCHECK_NEAR_DUPLICATE_DISTANCE", 6)
 SPOTCHECK_CLASSIFY_MAX_URLS = env_int("SPOTCHECK_CLASSIFY_MAX_URLS", 100)
 SPOTCHECK_CLASSIFY_CHUNK = env_int("SPOTCHECK_CLASSIFY_CHUNK", 50)
+# All downloads of one POST /api/v1/classify/ together (a slow batch answers with timeouts, not a hung request).
+SPOTCHECK_CLASSIFY_API_DEADLINE = env_float("SPOTCHECK_CLASSIFY_API_DEADLINE", 45.0)
 # Defaults for the other backends when no ModelVersion of theirs exists yet (a version's params win).
 SPOTCHECK_HTTP_CLASSIFIER_URL = env_str("SPOTCHECK_HTTP_CLASSIFIER_URL", "")
 SPOTCHECK_HTTP_CLASSIFIER_MODEL = env_str("SPOTCHECK_HTTP_CLASSIFIER_MODEL", "image_type")

@@ -74,5 +74,5 @@ class ClassifyView(APIView):
         if advertiser and not is_staff_reviewer(request.user):
             raise PermissionDenied("Only staff may ask for an advertiser's view.")
         urls = [data["url"]] if "url" in data else data["urls"]
-        outcomes = urls_classify(urls=urls, advertiser=advertiser)
+        outcomes = urls_classify(urls=urls, advertiser=advertiser, deadline=settings.SPOTCHECK_CLASSIFY_API_DEADLINE)
         return Response({"results": [o.as_result() for o in outcomes]})

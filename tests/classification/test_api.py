@@ -129,3 +129,20 @@ def test_batch_costs_a_bounded_number_of_queries(
     with django_assert_max_num_queries(8):
         response = client.post(ENDPOINT, {"urls": urls}, format="json")
     assert all(r["cached"] for r in response.json()["results"])
+
+
+@pytest.mark.django_db
+def test_a_slow_batch_answers_in_time_with_timeouts(api_as, reviewer, picture_server, allow_loopback, settings):
+    import time
+
+    from tests.classification.conftest import trickle
+
+    settings.SPOTCHECK_CLASSIFY_API_DEADLINE = 1.0
+    settings.SPOTCHECK_FETCH_CONCURRENCY = 2
+    for i in range(6):
+        picture_server.raw_routes[f"/slow{i}.jpg"] = lambda h: trickle(h, interval=0.2, total=50)
+    urls = [picture_server.url(f"/slow{i}.jpg") for i in range(6)]
+    started = time.monotonic()
+    response = api_as(reviewer).post(ENDPOINT, {"urls": urls}, format="json")
+    assert time.monotonic() - started < 2.5
+    assert [r["error"] for r in response.json()["results"]] == ["timeout"] * 6

@@ -49,13 +49,20 @@ def test_entries_are_read_through_once(image, django_assert_num_queries):
     assert cache.entry_values(second[image.pk], advertiser=None)["image_type"].value == "Stock"
 
 
-def test_a_cache_outage_falls_back_to_the_database(image, monkeypatch):
+def test_a_cache_outage_falls_back_to_the_database_without_waiting_per_picture(image, dealer_blue_jpeg, monkeypatch):
+    other = image_from_bytes(data=dealer_blue_jpeg)
+    calls = []
+
     def down(*args, **kwargs):
+        calls.append(args)
         raise ConnectionError("cache down")
 
     monkeypatch.setattr(cache._cache, "get_many", down)
     monkeypatch.setattr(cache._cache, "add", down)
-    assert _color(image.pk).value == "Red"
+    entries = cache.entries_get(image_ids=[image.pk, other.pk])
+    assert cache.entry_values(entries[image.pk], advertiser=None)["color"].value == "Red"
+    assert cache.entry_values(entries[other.pk], advertiser=None)["color"].value == "Blue"
+    assert len(calls) == 1  # one failed round trip, not one per picture
 
 
 def test_an_older_fix_pushed_after_a_newer_one_changes_nothing(image):

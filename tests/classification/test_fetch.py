@@ -214,6 +214,20 @@ def test_byte_cap_counts_decompressed_bytes(picture_server, allow_loopback, sett
     assert failure.value.reason == FetchError.TOO_LARGE
 
 
+def test_a_server_closing_after_a_sized_body_is_read_in_full(picture_server, allow_loopback, stock_red_jpeg):
+    def http10(h):
+        h.protocol_version = "HTTP/1.0"
+        h.send_response(200)
+        h.send_header("Content-Type", "image/jpeg")
+        h.send_header("Content-Length", str(len(stock_red_jpeg)))
+        h.end_headers()
+        h.wfile.write(stock_red_jpeg)
+        h.close_connection = True
+
+    picture_server.raw_routes["/old.jpg"] = http10
+    assert fetch(picture_server.url("/old.jpg")).content == stock_red_jpeg
+
+
 def test_gzip_encoded_picture_is_decoded(picture_server, allow_loopback, stock_red_jpeg):
     picture_server.serve("/z.jpg", gzip.compress(stock_red_jpeg), headers={"Content-Encoding": "gzip"})
     assert fetch(picture_server.url("/z.jpg")).content == stock_red_jpeg
@@ -279,3 +293,53 @@ def test_closed_port_is_a_connection_error(allow_loopback):
         fetch(f"http://127.0.0.1:{port}/a.jpg")
     assert failure.value.reason == FetchError.CONNECTION
     assert failure.value.transient
+
+
+@pytest.fixture
+def tls_server(tmp_path, picture_server, stock_red_jpeg):
+    """The picture server behind TLS with a self-signed certificate for pictures.test only."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pictures.test",
+         "-addext", "subjectAltName=DNS:pictures.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    picture_server.httpd.socket = context.wrap_socket(picture_server.httpd.socket, server_side=True)
+    picture_server.serve("/a.jpg", stock_red_jpeg)
+    return picture_server, cert, names
+
+
+def test_https_connects_to_the_pinned_address_with_sni_and_verifies_the_hostname(
+    tls_server, allow_loopback, monkeypatch, stock_red_jpeg
+):
+    server, cert, names = tls_server
+    port = server.httpd.server_address[1]
+    monkeypatch.setattr(fetch_module, "_resolve", lambda host, port, timeout: ["127.0.0.1"])
+    monkeypatch.setattr(fetch_module.certifi, "where", lambda: str(cert))
+    assert fetch(f"https://pictures.test:{port}/a.jpg").content == stock_red_jpeg
+    assert names == ["pictures.test"]  # SNI names the host, not the address we connected to
+    assert server.requests("/a.jpg")[0].headers["host"] == f"pictures.test:{port}"
+    with pytest.raises(FetchFailed) as failure:
+        fetch(f"https://elsewhere.test:{port}/a.jpg")  # same address, a name the certificate does not cover
+    assert failure.value.reason == FetchError.CONNECTION
+    assert len(server.requests("/a.jpg")) == 1
+
+
+@pytest.mark.parametrize("wbits", [15, -15], ids=["zlib-wrapped", "raw"])
+def test_deflate_encoded_picture_is_decoded_in_both_spellings(picture_server, allow_loopback, stock_red_jpeg, wbits):
+    import zlib
+
+    packer = zlib.compressobj(wbits=wbits)
+    body = packer.compress(stock_red_jpeg) + packer.flush()
+    picture_server.serve("/d.jpg", body, headers={"Content-Encoding": "deflate"})
+    assert fetch(picture_server.url("/d.jpg")).content == stock_red_jpeg

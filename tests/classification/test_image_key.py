@@ -146,3 +146,11 @@ def test_batch_with_duplicates_downloads_each_url_once_and_classifies_each_pictu
     assert len({o.image_id for o in outcomes}) == 1
     assert len(classifier_runs) == 1
     assert all(len(picture_server.statuses(f"/same{i}.jpg")) == 1 for i in range(4))
+
+
+@pytest.mark.django_db
+def test_a_304_to_an_unconditional_request_is_an_error_not_a_hit(picture_server, allow_loopback):
+    picture_server.routes["/liar.jpg"] = lambda _h: Reply(304, b"", {"ETag": '"x"'})
+    (outcome,) = urls_classify(urls=[picture_server.url("/liar.jpg")])
+    assert outcome.error == "http_304" and outcome.image_id is None
+    assert ImageSource.objects.get().error == "http_304"

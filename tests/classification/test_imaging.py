@@ -161,3 +161,12 @@ def test_phash_round_trips_through_the_signed_column():
     assert -(1 << 63) <= stored < 1 << 63
     assert imaging.phash_from_db(stored) == value
     assert hamming(stored, value) == 0
+
+
+def test_camera_mpo_jpeg_is_decoded_with_dct_scaling():
+    frames = [picture(kind="dealer", color="Red", width=2600, height=1950), picture(kind="stock", color="Red")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="MPO", save_all=True, append_images=frames[1:])
+    decoded = decode(buffer.getvalue())
+    assert decoded.format in ("MPO", "JPEG")
+    assert decoded.picture.size == (1300, 975)

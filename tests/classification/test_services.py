@@ -20,6 +20,7 @@ from classification.services import (
     urls_classify,
 )
 from classification.synthetic import picture, picture_bytes
+from tests.support import needs_postgres
 
 
 @pytest.mark.django_db
@@ -131,3 +132,32 @@ def test_near_duplicates_are_found_by_perceptual_hash():
     assert [i.pk for i in found] == [resized.pk]
     assert other.pk not in [i.pk for i in images_near_duplicate(image=base, max_distance=10)]
     assert [i.pk for i in images_near_duplicate(image=resized)] == [base.pk]
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_new_bytes_from_two_threads_make_one_picture(dealer_blue_jpeg):
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def submit():
+        try:
+            barrier.wait()
+            results.append(image_from_bytes(data=dealer_blue_jpeg).pk)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(set(results)) == 1 and Image.objects.count() == 1
+    assert Prediction.objects.count() == 2

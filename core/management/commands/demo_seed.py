@@ -9,15 +9,8 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import module_has_submodule
 
-from core.roles import Role
+from core.demo import DEMO_PASSWORD, DEMO_USERS
 
-DEMO_PASSWORD = "spotcheck-demo"
-DEMO_USERS = {
-    Role.LABELER: {"username": "labeler", "first_name": "Lena"},
-    Role.REVIEWER: {"username": "reviewer", "first_name": "Ravi", "is_staff": True},
-    Role.ADVERTISER: {"username": "advertiser", "first_name": "Ada"},
-    Role.ADMIN: {"username": "admin", "first_name": "Alex", "is_staff": True, "is_superuser": True},
-}
 # Each app may provide demo.seed(users=..., stdout=...); they run in dependency order.
 APP_ORDER = ("classification", "advertiser_sitemaps", "labeling")
 

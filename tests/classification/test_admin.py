@@ -1,0 +1,16 @@
+"""The admin pages of classification render for an admin."""
+
+import pytest
+
+from classification.services import image_from_bytes
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", ["image", "imagesource", "modelversion", "groundtruth"])
+def test_admin_changelists_and_change_pages_render(client, admin_user, stock_red_jpeg, model):
+    image = image_from_bytes(data=stock_red_jpeg, url="https://cdn.example.com/a.jpg")
+    client.force_login(admin_user)
+    assert client.get(f"/admin/classification/{model}/").status_code == 200
+    if model == "image":
+        page = client.get(f"/admin/classification/image/{image.pk}/change/")
+        assert page.status_code == 200 and b"https://cdn.example.com/a.jpg" in page.content

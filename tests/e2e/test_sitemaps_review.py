@@ -1,25 +1,15 @@
 """Browser: a reviewer opens a sitemap, changes two dropdowns, presses Update, and sees the rows marked fixed
-and the history entries (Playwright, Debian's Chromium, desktop viewport, against the live server)."""
-
-import shutil
+and the history entries (Playwright, Debian's Chromium, desktop viewport, against the live server).
+The browser, its skip when Chromium is missing, and the login helper come from tests/e2e/conftest.py."""
 
 import pytest
 
 from core.roles import Role
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's Chromium at /usr/bin/chromium"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch):
-    # Playwright's sync API runs an event loop; set for this test only (a module-level os.environ would leak
-    # into later tests, e.g. `check --deploy` refuses it).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture
@@ -39,20 +29,13 @@ def sitemap(role_groups, make_user, monkeypatch):
     return user, advertiser, rows
 
 
-def test_reviewer_fixes_two_pictures_and_sees_them_marked_and_in_history(live_server, sitemap):
-    from playwright.sync_api import expect, sync_playwright
+def test_reviewer_fixes_two_pictures_and_sees_them_marked_and_in_history(live_server, browser, login, sitemap):
+    from playwright.sync_api import expect
 
     _user, advertiser, rows = sitemap
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1366, "height": 900})
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill('input[name="username"]', "rev")
-        page.fill('input[name="password"]', "pw-rev")
-        page.click('button[type="submit"]')
+    page = browser.new_page(viewport={"width": 1366, "height": 900})  # desktop
+    try:
+        login(page, "rev", "pw-rev")
         page.goto(f"{live_server.url}/sitemaps/{advertiser.slug}/")
         expect(page.locator("tr.image-row")).to_have_count(4)
         expect(page.locator("tr.image-row.fixed")).to_have_count(0)
@@ -73,7 +56,8 @@ def test_reviewer_fixes_two_pictures_and_sees_them_marked_and_in_history(live_se
         expect(history).to_have_count(2)
         expect(page.locator("table.history")).to_contain_text("Dealer → Stock")
         expect(page.locator("table.history")).to_contain_text("Red → Blue")
-        browser.close()
+    finally:
+        page.close()
 
 
 @pytest.fixture
@@ -84,8 +68,8 @@ def role_groups(db):
         Group.objects.get_or_create(name=role)
 
 
-def test_progress_bar_follows_the_scrape_and_the_page_reloads_when_done(live_server, sitemap):
-    from playwright.sync_api import expect, sync_playwright
+def test_progress_bar_follows_the_scrape_and_the_page_reloads_when_done(live_server, browser, login, sitemap):
+    from playwright.sync_api import expect
 
     from sitemaps.models import Scrape
 
@@ -100,16 +84,9 @@ def test_progress_bar_follows_the_scrape_and_the_page_reloads_when_done(live_ser
         Scrape.objects.filter(id=scrape.id).update(**fields)
         connection.close()
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1366, "height": 900})
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill('input[name="username"]', "rev")
-        page.fill('input[name="password"]', "pw-rev")
-        page.click('button[type="submit"]')
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    try:
+        login(page, "rev", "pw-rev")
         page.goto(f"{live_server.url}/sitemaps/{advertiser.slug}/")
         expect(page.locator('[role="progressbar"]')).to_have_attribute("aria-valuenow", "20")
         advance(done=7)
@@ -118,4 +95,5 @@ def test_progress_bar_follows_the_scrape_and_the_page_reloads_when_done(live_ser
         advance(done=10, status="done")
         expect(page.locator('[role="progressbar"]')).to_have_count(0, timeout=10_000)  # reloaded, finished
         expect(page.locator('#scrape-status [data-field="status"]')).to_have_text("done")
-        browser.close()
+    finally:
+        page.close()

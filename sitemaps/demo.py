@@ -64,6 +64,42 @@ def inventory(*, vehicles: int = 30) -> list[InventoryVehicle]:
     return out
 
 
+TYPE_OF_KIND = {"dealer": ImageType.DEALER, "stock": ImageType.STOCK, "placeholder": ImageType.PLACEHOLDER}
+
+
+def _demo_fixes(*, advertiser, pictures: list[VehicleImage], truth: dict) -> tuple[list[FixChange], list[FixChange]]:
+    """Fixes for the demo (reviewer's, advertiser user's). The reviewer corrects what the classifier got wrong
+    (the pictures are generated, so the truth is known), else retouches colours; the advertiser user calls a
+    stock render "Dealer", seed 002's documented disagreement, which applies to their sitemap only."""
+    current = sitemap_values(advertiser=advertiser, vehicle_images=pictures)
+    corrections = [
+        FixChange(vi.id, attribute, truth[vi.id][attribute])
+        for vi in pictures
+        for attribute in (Attribute.IMAGE_TYPE, Attribute.COLOR)
+        if not (attribute == Attribute.COLOR and vi.vehicle.color)  # the scrape's colour already rules
+        and current[vi.id][attribute].value != truth[vi.id][attribute]
+    ]
+    retouches = [
+        FixChange(
+            vi.id, Attribute.COLOR, Color.GREY if current[vi.id][Attribute.COLOR].value != Color.GREY else Color.BLACK
+        )
+        for vi in pictures
+        if truth[vi.id][Attribute.IMAGE_TYPE] == ImageType.DEALER
+    ]
+    advertiser_fixes = [
+        FixChange(vi.id, Attribute.IMAGE_TYPE, ImageType.DEALER)
+        for vi in pictures
+        if current[vi.id][Attribute.IMAGE_TYPE].value == ImageType.STOCK
+    ][:1]
+    taken = {c.vehicle_image_id for c in advertiser_fixes}
+    reviewer_fixes: list[FixChange] = []
+    for change in corrections + retouches:
+        if change.vehicle_image_id not in taken:
+            reviewer_fixes.append(change)
+            taken.add(change.vehicle_image_id)
+    return reviewer_fixes[:2], advertiser_fixes
+
+
 def seed(*, users: dict, stdout) -> None:
     """Idempotent: does nothing when Demo Motors already has an inventory."""
     from classification.services import image_from_bytes
@@ -77,37 +113,20 @@ def seed(*, users: dict, stdout) -> None:
     with transaction.atomic():
         scrape = scrape_ingest(advertiser=advertiser, vehicles=inventory(), user=users[Role.REVIEWER])
         # A few pictures are known at once, so the page shows fixes and history before the worker runs.
-        first = list(
+        known = list(
             VehicleImage.objects.filter(vehicle__advertiser=advertiser, position=0)
             .select_related("vehicle")
-            .order_by("vehicle__external_id")[:3]
+            .order_by("vehicle__external_id")[:8]
         )
-        for vi in first:
+        truth = {}
+        for vi in known:
             kind, color, seed_ = vi.url.rsplit("/", 1)[1].removesuffix(".jpg").split("-")
-            data = picture_bytes_for(kind=kind, color=color, seed=int(seed_))
-            vi.image = image_from_bytes(data=data, url=vi.url)
+            vi.image = image_from_bytes(data=picture_bytes_for(kind=kind, color=color, seed=int(seed_)), url=vi.url)
             vi.save(update_fields=["image"])
-        if len(first) == 3:
-            current = sitemap_values(advertiser=advertiser, vehicle_images=first)
-
-            def change(vi, attribute, wanted, fallback):
-                # A fix must differ from what the page shows, whatever the classifier said about the picture.
-                shown = current[vi.id][attribute].value
-                return FixChange(vi.id, attribute, wanted if shown != wanted else fallback)
-
-            fixes_apply(
-                user=users[Role.REVIEWER],
-                advertiser=advertiser,
-                changes=[
-                    change(first[0], Attribute.IMAGE_TYPE, ImageType.DEALER, ImageType.STOCK),
-                    change(first[1], Attribute.COLOR, Color.GREEN, Color.BLUE),
-                ],
-            )
-            fixes_apply(
-                user=users[Role.ADVERTISER],
-                advertiser=advertiser,
-                changes=[change(first[2], Attribute.IMAGE_TYPE, ImageType.STOCK, ImageType.DEALER)],
-            )
+            truth[vi.id] = {Attribute.IMAGE_TYPE: TYPE_OF_KIND[kind], Attribute.COLOR: color.capitalize()}
+        reviewer_fixes, advertiser_fixes = _demo_fixes(advertiser=advertiser, pictures=known, truth=truth)
+        fixes_apply(user=users[Role.REVIEWER], advertiser=advertiser, changes=reviewer_fixes)
+        fixes_apply(user=users[Role.ADVERTISER], advertiser=advertiser, changes=advertiser_fixes)
     stdout.write(
         f"sitemaps: Demo Motors, {scrape.vehicles} vehicles, {scrape.total} pictures queued for classification"
     )

@@ -1,4 +1,18 @@
-"""HTML pages of the classification app."""
+"""HTML pages of the classification app: dataset exports and model quality (admins only)."""
+
+from django.urls import path
+
+from classification import views
 
 app_name = "classification"
-urlpatterns: list = []
+urlpatterns = [
+    path("datasets/", views.datasets, name="datasets"),
+    path("datasets/<int:pk>/", views.dataset_detail, name="dataset"),
+    path("datasets/<int:pk>/download/", views.dataset_download, name="dataset-download"),
+    path("datasets/<int:pk>/manifest.csv", views.dataset_manifest, name="dataset-manifest"),
+    path("models/", views.models, name="models"),
+    path("models/evaluate/", views.evaluate, name="evaluate"),
+    path("models/search/", views.search, name="search"),
+    path("models/<int:pk>/promote/", views.promote, name="promote"),
+    path("models/evaluations/<int:pk>/", views.evaluation_page, name="evaluation"),
+]

@@ -339,3 +339,28 @@ CELERY_TASK_ROUTES.update(
         "classification.cache_fix_push": {"queue": "default"},
     }
 )
+
+# --- Datasets and model quality (issue 6: export, evaluation, parameter search, promotion) -------------
+# Exports stream to storage (I/O: default queue); evaluations, searches and the re-classification after a
+# promotion decode and classify pictures (CPU: classify queue).
+CELERY_TASK_ROUTES.update(
+    {
+        "classification.export_dataset": {"queue": "default"},
+        "classification.evaluate_models": {"queue": "classify"},
+        "classification.parameter_search": {"queue": "classify"},
+        "classification.reclassify_plan": {"queue": "default"},
+        "classification.reclassify_chunk": {"queue": "classify"},
+    }
+)
+
+# --- Labeling (issue 5) ---------------------------------------------------------------------------
+# How long an item served to a labeler stays reserved for them; expired leases are ignored, then swept.
+LABELING_LEASE_SECONDS = env_int("LABELING_LEASE_SECONDS", 600)
+# Labelers with at least this many gold answers and a smoothed gold accuracy below the threshold are flagged.
+LABELING_FLAG_MIN_GOLD = env_int("LABELING_FLAG_MIN_GOLD", 5)
+LABELING_FLAG_BELOW = env_float("LABELING_FLAG_BELOW", 0.7)
+# Caps on an uploaded zip of pictures (each entry is also capped by SPOTCHECK_FETCH_MAX_BYTES).
+LABELING_ZIP_MAX_FILES = env_int("LABELING_ZIP_MAX_FILES", 2000)
+LABELING_ZIP_MAX_BYTES = env_int("LABELING_ZIP_MAX_BYTES", 500 * 1024 * 1024)
+CELERY_TASK_ROUTES.update({"labeling.tasks.*": {"queue": "default"}})
+CELERY_BEAT_SCHEDULE.update({"labeling-leases-sweep": {"task": "labeling.tasks.leases_sweep", "schedule": 300.0}})

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/", "/admin/", "/sitemaps/"])
+@pytest.mark.parametrize("path", ["/", "/admin/", "/datasets/", "/label/", "/sitemaps/"])
 def test_anonymous_page_request_redirects_to_login(client, path):
     response = client.get(path)
     assert response.status_code == 302
@@ -18,7 +18,7 @@ def test_anonymous_schema_request_is_refused(api_client):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/api/v1/me/", "/api/v1/classify/"])
+@pytest.mark.parametrize("path", ["/api/v1/me/", "/api/v1/classify/", "/api/v1/campaigns/"])
 def test_anonymous_api_request_is_refused_with_json_error(api_client, path):
     response = api_client.get(path, HTTP_ACCEPT="application/json")
     assert response.status_code in (401, 403)

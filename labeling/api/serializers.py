@@ -1,0 +1,94 @@
+"""API shapes of the labeling app: input validation and output, no logic."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from labeling.models import CANT_TELL, CANT_TELL_LABEL, Campaign, Item, Vote
+
+
+def choices_payload(campaign: Campaign) -> list[dict]:
+    """Every answer a voter may give, "can't tell" last."""
+    return [{"value": v, "label": label} for v, label in campaign.choice_labels()] + [
+        {"value": CANT_TELL, "label": CANT_TELL_LABEL}
+    ]
+
+
+class ChoiceSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    label = serializers.CharField()
+
+
+class LeasedItemSerializer(serializers.Serializer):
+    """Documentation of one leased item in the next response."""
+
+    id = serializers.IntegerField()
+    image_url = serializers.CharField()
+    choices = ChoiceSerializer(many=True)
+    lease_expires = serializers.DateTimeField()
+
+
+class NextResponseSerializer(serializers.Serializer):
+    items = LeasedItemSerializer(many=True)
+
+
+class ItemStateSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Item.Status.choices)
+    label = serializers.CharField(allow_blank=True)
+    vote_count = serializers.IntegerField()
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    choices = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Campaign
+        fields = ["id", "name", "attribute", "choices", "votes_required", "max_votes", "active", "progress"]
+
+    @extend_schema_field(ChoiceSerializer(many=True))
+    def get_choices(self, campaign) -> list[dict]:
+        return choices_payload(campaign)
+
+    def get_progress(self, campaign) -> dict:
+        return {
+            "items": campaign.n_items,
+            "open": campaign.n_open,
+            "decided": campaign.n_decided,
+            "conflict": campaign.n_conflict,
+            "adjudicated": campaign.n_adjudicated,
+        }
+
+
+class NextInputSerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=20, default=5)
+    exclude = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=200, required=False)
+
+
+class VoteInputSerializer(serializers.Serializer):
+    item = serializers.IntegerField(min_value=1)
+    label = serializers.CharField(max_length=40)
+    client_uuid = serializers.UUIDField()
+    ms_to_answer = serializers.IntegerField(min_value=0, max_value=3_600_000, required=False, allow_null=True)
+
+
+def item_state(item: Item) -> dict:
+    """What anyone may know of an item. Gold items look like any open item."""
+    return {
+        "id": item.pk,
+        "status": item.status,
+        "label": item.label,
+        "vote_count": item.vote_count,
+    }
+
+
+class VoteSerializer(serializers.ModelSerializer):
+    item = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Vote
+        fields = ["id", "item", "label", "client_uuid", "created_at", "undone_at"]
+
+    @extend_schema_field(ItemStateSerializer)
+    def get_item(self, vote) -> dict:
+        return item_state(vote.item)

@@ -1,0 +1,186 @@
+"""API views of the labeling app: validate, call a service or selector, serialize."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api import error_response
+from core.roles import Role, has_role, is_staff_reviewer
+from labeling import services
+from labeling.api.serializers import (
+    CampaignSerializer,
+    ItemStateSerializer,
+    NextInputSerializer,
+    NextResponseSerializer,
+    VoteInputSerializer,
+    VoteSerializer,
+    choices_payload,
+    item_state,
+)
+from labeling.assignment import items_next
+from labeling.models import Campaign, Item
+from labeling.selectors import campaigns_with_progress
+
+LABELING_ROLES = (Role.LABELER, Role.REVIEWER, Role.ADMIN)
+
+
+class CanLabel(BasePermission):
+    message = "Labeling needs the labeler, reviewer or admin role."
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, *LABELING_ROLES)
+
+
+def _refused(exc: services.LabelingError) -> Response:
+    extra = {}
+    if exc.item is not None and exc.status == 409:
+        extra["item"] = item_state(exc.item)
+    return error_response(status_code=exc.status, code=exc.code, message=exc.message, **extra)
+
+
+class CampaignListView(generics.ListAPIView):
+    """Active campaigns with their progress."""
+
+    permission_classes = [CanLabel]
+    serializer_class = CampaignSerializer
+
+    def get_queryset(self):
+        return campaigns_with_progress(active_only=True)
+
+
+class CampaignNextView(APIView):
+    """Lease the next items of a campaign to the caller."""
+
+    permission_classes = [CanLabel]
+
+    @extend_schema(request=NextInputSerializer, responses={200: NextResponseSerializer})
+    def post(self, request, pk: int):
+        campaign = get_object_or_404(Campaign, pk=pk, active=True)
+        params = NextInputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        assigned = items_next(
+            user=request.user,
+            campaign=campaign,
+            count=params.validated_data["count"],
+            exclude_ids=set(params.validated_data.get("exclude", [])),
+        )
+        choices = choices_payload(campaign)
+        return Response(
+            {
+                "items": [
+                    {
+                        "id": a.item.pk,
+                        "image_url": a.item.image.thumbnail.url if a.item.image.thumbnail else "",
+                        "choices": choices,
+                        "lease_expires": a.expires_at,
+                    }
+                    for a in assigned
+                ]
+            }
+        )
+
+
+class VoteCreateView(APIView):
+    """Record an answer: 201 new, 200 replay of the same client_uuid, 409 item closed, 400 unknown label."""
+
+    permission_classes = [CanLabel]
+
+    @extend_schema(request=VoteInputSerializer, responses={201: VoteSerializer, 200: VoteSerializer})
+    def post(self, request):
+        data = VoteInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            result = services.vote_record(
+                user=request.user,
+                item_id=data.validated_data["item"],
+                label=data.validated_data["label"],
+                client_uuid=data.validated_data["client_uuid"],
+                ms_to_answer=data.validated_data.get("ms_to_answer"),
+            )
+        except services.LabelingError as exc:
+            return _refused(exc)
+        return Response(
+            VoteSerializer(result.vote).data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        )
+
+
+class VoteDetailView(APIView):
+    """Undo the caller's last vote (named by id or client_uuid) while its item is open."""
+
+    permission_classes = [CanLabel]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, ref: str):
+        try:
+            services.vote_undo(user=request.user, vote_ref=ref)
+        except services.LabelingError as exc:
+            return _refused(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ItemDetailView(APIView):
+    """An item's status, label and vote count."""
+
+    permission_classes = [CanLabel]
+
+    @extend_schema(responses={200: ItemStateSerializer})
+    def get(self, request, pk: int):
+        return Response(item_state(get_object_or_404(Item, pk=pk)))
+
+
+class IsLabelingAdmin(BasePermission):
+    message = "Filling a campaign needs the admin role."
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, Role.ADMIN)
+
+
+class CampaignFillView(APIView):
+    """Add pictures to a campaign: source advertiser/query/random (answers 200 with counts) or zip (202)."""
+
+    permission_classes = [IsLabelingAdmin]
+
+    @extend_schema(request=dict, responses={200: dict, 202: dict})
+    def post(self, request, pk: int):
+        from labeling.fill import FillError
+        from labeling.forms import FillForm
+
+        campaign = get_object_or_404(Campaign, pk=pk)
+        form = FillForm(request.data, request.FILES, campaign=campaign)
+        if not form.is_valid():
+            first = next(iter(form.errors.items()))
+            return error_response(
+                status_code=400,
+                code="invalid",
+                message=f"{first[0]}: {first[1][0]}",
+                fields={k: list(v) for k, v in form.errors.items()},
+            )
+        try:
+            message, result = form.run()
+        except FillError as exc:
+            return error_response(status_code=400, code="fill_refused", message=str(exc))
+        if result is None:
+            return Response({"queued": True, "message": message}, status=status.HTTP_202_ACCEPTED)
+        return Response({"added": result.added, "already": result.already, "message": message})
+
+
+class IsReviewerOrAdmin(BasePermission):
+    message = "The votes export needs the reviewer or admin role."
+
+    def has_permission(self, request, view) -> bool:
+        return is_staff_reviewer(request.user)
+
+
+class CampaignVotesCsvView(APIView):
+    """Raw votes of a campaign as CSV with columns task,worker,label (real items, can't tell left out)."""
+
+    permission_classes = [IsReviewerOrAdmin]
+
+    @extend_schema(responses={(200, "text/csv"): str})
+    def get(self, request, pk: int):
+        from labeling.views import votes_csv_response
+
+        return votes_csv_response(get_object_or_404(Campaign, pk=pk))

@@ -1,0 +1,135 @@
+"""Careful reads of the labeling app: campaign progress, labeler quality, conflicts, the votes export.
+
+Each costs a fixed number of queries whatever the number of campaigns, items or labelers.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from django.conf import settings
+from django.db.models import Avg, Count, F, Q, QuerySet
+from django.utils import timezone
+
+from labeling.models import CANT_TELL, Campaign, Item, Vote
+
+CLOSED = (Item.Status.DECIDED, Item.Status.ADJUDICATED)
+
+
+def campaigns_with_progress(*, active_only: bool = True) -> QuerySet[Campaign]:
+    """Campaigns annotated with counts of real items per status, gold items, and votes per decided item."""
+    real = Q(items__is_gold=False)
+    rows = Campaign.objects.annotate(
+        n_items=Count("items", filter=real),
+        n_open=Count("items", filter=real & Q(items__status=Item.Status.OPEN)),
+        n_decided=Count("items", filter=real & Q(items__status=Item.Status.DECIDED)),
+        n_conflict=Count("items", filter=real & Q(items__status=Item.Status.CONFLICT)),
+        n_adjudicated=Count("items", filter=real & Q(items__status=Item.Status.ADJUDICATED)),
+        n_gold=Count("items", filter=Q(items__is_gold=True)),
+        votes_per_decided=Avg("items__vote_count", filter=real & Q(items__status=Item.Status.DECIDED)),
+    )
+    if active_only:
+        rows = rows.filter(active=True)
+    return rows.order_by("-active", "-created_at")
+
+
+def progress_percent(campaign: Campaign) -> int:
+    """Share of real items no longer open (annotated campaigns only)."""
+    if not campaign.n_items:
+        return 0
+    return round(100 * (campaign.n_items - campaign.n_open) / campaign.n_items)
+
+
+def smoothed(correct: int, answered: int) -> float:
+    """Laplace-smoothed rate (k+1)/(n+2): a new labeler starts at 0.5, not at 0 or 1 after one answer."""
+    return (correct + 1) / (answered + 2)
+
+
+@dataclass(frozen=True)
+class Quality:
+    user_id: int
+    username: str
+    votes: int
+    votes_today: int
+    gold_answered: int
+    gold_correct: int
+    compared: int  # votes (not can't tell) on items the crowd or an adjudicator settled
+    agreed: int
+
+    @property
+    def gold_accuracy(self) -> float:
+        return smoothed(self.gold_correct, self.gold_answered)
+
+    @property
+    def agreement(self) -> float:
+        return smoothed(self.agreed, self.compared)
+
+    @property
+    def flagged(self) -> bool:
+        """Enough gold answered to judge, and the smoothed gold accuracy is below the threshold."""
+        return (
+            self.gold_answered >= settings.LABELING_FLAG_MIN_GOLD and self.gold_accuracy < settings.LABELING_FLAG_BELOW
+        )
+
+
+def _start_of_today() -> datetime:
+    return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+
+
+def labeler_quality(*, user_ids: list[int] | None = None, campaign: Campaign | None = None) -> list[Quality]:
+    """Per labeler: votes (total, today), gold answers and correct ones ("can't tell" on gold counts as wrong:
+    gold pictures are chosen to be clear), and agreement with settled items. One query; most votes first."""
+    votes = Vote.objects.live()
+    if user_ids is not None:
+        votes = votes.filter(user_id__in=user_ids)
+    if campaign is not None:
+        votes = votes.filter(item__campaign=campaign)
+    gold = Q(item__is_gold=True)
+    settled = Q(item__is_gold=False, item__status__in=CLOSED) & ~Q(label=CANT_TELL)
+    rows = (
+        votes.order_by()
+        .values("user_id", "user__username")
+        .annotate(
+            votes=Count("id"),
+            votes_today=Count("id", filter=Q(created_at__gte=_start_of_today())),
+            gold_answered=Count("id", filter=gold),
+            gold_correct=Count("id", filter=gold & Q(label=F("item__gold_label"))),
+            compared=Count("id", filter=settled),
+            agreed=Count("id", filter=settled & Q(label=F("item__label"))),
+        )
+        .order_by("-votes", "user__username")
+    )
+    return [
+        Quality(
+            user_id=r["user_id"],
+            username=r["user__username"],
+            votes=r["votes"],
+            votes_today=r["votes_today"],
+            gold_answered=r["gold_answered"],
+            gold_correct=r["gold_correct"],
+            compared=r["compared"],
+            agreed=r["agreed"],
+        )
+        for r in rows
+    ]
+
+
+def conflicts_pending(*, campaign: Campaign | None = None) -> QuerySet[Item]:
+    """Conflicts waiting for an adjudicator, oldest first, with what a page shows of them."""
+    rows = Item.objects.filter(status=Item.Status.CONFLICT, is_gold=False).select_related("campaign", "image")
+    if campaign is not None:
+        rows = rows.filter(campaign=campaign)
+    return rows.order_by("created_at", "id")
+
+
+def votes_for_export(*, campaign: Campaign) -> Iterator[tuple[int, int, str]]:
+    """(task, worker, label) for every live answer on the campaign's real items; can't tell is left out
+    because aggregation libraries treat every label as a class."""
+    rows = (
+        Vote.objects.live()
+        .filter(item__campaign=campaign, item__is_gold=False)
+        .exclude(label=CANT_TELL)
+        .order_by("item_id", "id")
+        .values_list("item_id", "user_id", "label")
+    )
+    yield from rows.iterator(chunk_size=2000)

@@ -1,0 +1,47 @@
+"""Celery tasks of the labeling app: thin wrappers that load by id and call a service."""
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from labeling.assignment import leases_expired_delete
+from labeling.fill import FillError, campaign_fill_zip
+from labeling.models import Campaign
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="labeling.tasks.leases_sweep")
+def leases_sweep() -> int:
+    """Delete expired leases (periodic; assignment already ignores them)."""
+    return leases_expired_delete()
+
+
+# Worth another try: the storage or the database was briefly unreachable.
+TRANSIENT = (ConnectionError, TimeoutError, OperationalError)
+
+
+@shared_task(
+    name="labeling.tasks.campaign_zip_ingest",
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=5,
+)
+def campaign_zip_ingest(campaign_id: int, path: str, gold_label: str = "") -> dict:
+    """Ingest an uploaded zip into a campaign, then delete the upload. Safe to run twice: pictures are
+    keyed by their bytes and enter a campaign once."""
+    from django.core.files.storage import default_storage
+
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None or not default_storage.exists(path):
+        return {"added": 0, "skipped": "gone"}
+    try:
+        result = campaign_fill_zip(campaign=campaign, path=path, gold_label=gold_label)
+    except FillError as exc:
+        log.warning("campaign zip rejected", extra={"campaign_id": campaign_id, "reason": str(exc)})
+        default_storage.delete(path)
+        return {"added": 0, "error": str(exc)}
+    default_storage.delete(path)
+    return {"added": result.added, "already": result.already, "rejected": len(result.rejected)}

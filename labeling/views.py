@@ -1,0 +1,198 @@
+"""HTML pages of the labeling app: campaign list, the labeling screen, conflicts, stats, export, fill."""
+
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_POST
+
+from core.roles import Role, has_role, is_admin, is_staff_reviewer
+from labeling import services
+from labeling.api.serializers import choices_payload
+from labeling.fill import FillError, advertiser_fill_available
+from labeling.forms import FillForm
+from labeling.guidelines import guidelines_html
+from labeling.models import Campaign, Item
+from labeling.selectors import (
+    campaigns_with_progress,
+    conflicts_pending,
+    labeler_quality,
+    progress_percent,
+    votes_for_export,
+)
+
+LABELING_ROLES = (Role.LABELER, Role.REVIEWER, Role.ADMIN)
+GUIDELINE_EXAMPLES_PER_LABEL = 2
+GUIDELINE_EXAMPLES_SCAN = 200
+
+
+def _require(request, allowed: bool) -> None:
+    if not allowed:
+        raise PermissionDenied
+
+
+def campaign_list(request):
+    _require(request, has_role(request.user, *LABELING_ROLES))
+    campaigns = list(campaigns_with_progress(active_only=True))
+    for campaign in campaigns:
+        campaign.percent = progress_percent(campaign)
+    return render(request, "labeling/campaign_list.html", {"campaigns": campaigns, "can_admin": is_admin(request.user)})
+
+
+@ensure_csrf_cookie  # the page's script posts votes with the CSRF cookie
+def label(request, pk: int):
+    _require(request, has_role(request.user, *LABELING_ROLES))
+    campaign = get_object_or_404(Campaign, pk=pk, active=True)
+    choices = choices_payload(campaign)
+    # Example pictures for the guidelines: a few gold items per answer (their answers are known), one query.
+    names = dict(campaign.choice_labels())
+    per_label: dict[str, list[str]] = {}
+    golds = Item.objects.filter(campaign=campaign, is_gold=True).select_related("image").order_by("id")
+    for item in golds[:GUIDELINE_EXAMPLES_SCAN]:
+        urls = per_label.setdefault(item.gold_label, [])
+        if item.image.thumbnail and len(urls) < GUIDELINE_EXAMPLES_PER_LABEL:
+            urls.append(item.image.thumbnail.url)
+    examples = [(names[value], url) for value in names for url in per_label.get(value, [])]
+    return render(
+        request,
+        "labeling/label.html",
+        {
+            "campaign": campaign,
+            "choices": [_button(c) for c in choices],
+            "two_choices": len(campaign.choices) == 2,
+            "guidelines": guidelines_html(campaign.guidelines),
+            "examples": examples,
+            "config": {
+                "campaign": campaign.pk,
+                "choices": choices,
+                "nextUrl": reverse("api-campaign-next", args=[campaign.pk]),
+                "votesUrl": reverse("api-votes"),
+                "swipe": len(campaign.choices) == 2,
+            },
+        },
+    )
+
+
+def _button(choice: dict) -> dict:
+    """A choice as a big button: the short name, and the explanation in brackets as a smaller hint."""
+    short, _, hint = choice["label"].partition(" (")
+    return {**choice, "short": short, "hint": hint.rstrip(")")}
+
+
+def conflicts(request):
+    _require(request, is_staff_reviewer(request.user))
+    page = Paginator(conflicts_pending(), 20).get_page(request.GET.get("page"))
+    for item in page:
+        total = max(item.vote_count, 1)
+        item.bars = [
+            {
+                "label": value,
+                "name": name,
+                "count": item.counts.get(value, 0),
+                "percent": round(100 * item.counts.get(value, 0) / total),
+            }
+            for value, name in item.campaign.choice_labels()
+        ]
+    return render(request, "labeling/conflicts.html", {"page": page})
+
+
+@require_POST
+def adjudicate(request, pk: int):
+    _require(request, is_staff_reviewer(request.user))
+    try:
+        item = services.item_adjudicate(item_id=pk, label=request.POST.get("label", ""), user=request.user)
+    except services.LabelingError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Item {item.pk} set to {item.label}.")
+    return redirect(f"{reverse('labeling:conflicts')}?page={request.POST.get('page', '1')}")
+
+
+def stats(request):
+    _require(request, has_role(request.user, *LABELING_ROLES))
+    quality = labeler_quality()
+    mine = next((q for q in quality if q.user_id == request.user.pk), None)
+    campaigns = list(campaigns_with_progress(active_only=False))
+    for c in campaigns:
+        total = max(c.n_items, 1)
+        c.segments = [
+            (name, css, n, round(100 * n / total, 1))
+            for name, css, n in (
+                ("decided", "decided", c.n_decided),
+                ("adjudicated", "adjudicated", c.n_adjudicated),
+                ("conflict", "conflict", c.n_conflict),
+                ("open", "open", c.n_open),
+            )
+        ]
+    admin = is_admin(request.user)
+    return render(
+        request,
+        "labeling/stats.html",
+        {
+            "mine": mine,
+            "leaderboard": quality[:10],
+            "campaigns": campaigns,
+            "flagged": [q for q in quality if q.flagged] if admin else [],
+            "show_flags": admin,
+            "can_export": is_staff_reviewer(request.user),
+        },
+    )
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def votes_csv_response(campaign: Campaign) -> StreamingHttpResponse:
+    """The campaign's raw votes as CSV (task,worker,label), streamed: crowd-aggregation libraries read it."""
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(["task", "worker", "label"])
+        for row in votes_for_export(campaign=campaign):
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-votes.csv"'
+    return response
+
+
+def votes_csv(request, pk: int):
+    _require(request, is_staff_reviewer(request.user))
+    return votes_csv_response(get_object_or_404(Campaign, pk=pk))
+
+
+def campaign_fill(request, pk: int):
+    _require(request, is_admin(request.user))
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if request.method == "POST":
+        form = FillForm(request.POST, request.FILES, campaign=campaign)
+        if form.is_valid():
+            try:
+                message, result = form.run()
+            except FillError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, message)
+                if result is not None:
+                    for name, reason in result.rejected[:20]:
+                        messages.warning(request, f"{name}: {reason}")
+                return redirect("labeling:fill", pk=campaign.pk)
+    else:
+        form = FillForm(campaign=campaign)
+    campaign_progress = campaigns_with_progress(active_only=False).get(pk=campaign.pk)
+    return render(
+        request,
+        "labeling/fill.html",
+        {
+            "campaign": campaign_progress,
+            "form": form,
+            "advertisers_available": advertiser_fill_available(),
+        },
+    )

@@ -1,0 +1,130 @@
+"""The consensus rule: a table of cases, and properties over every voting sequence hypothesis tries."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labeling.consensus import CONFLICT, DECIDED, OPEN, consensus, still_needed
+
+
+@pytest.mark.parametrize(
+    ("counts", "cant_tell", "state", "label", "margin"),
+    [
+        ({}, 0, OPEN, "", 0),
+        ({"Dealer": 4}, 0, OPEN, "", 4),
+        ({"Dealer": 5}, 0, DECIDED, "Dealer", 5),
+        ({"Dealer": 5, "Stock": 3}, 1, DECIDED, "Dealer", 2),
+        ({"Dealer": 4, "Stock": 4}, 0, OPEN, "", 0),  # 8 votes, one left could make 5
+        ({"Dealer": 4, "Stock": 4}, 1, CONFLICT, "", 0),  # 9 votes, nobody at 5
+        ({"Dealer": 3, "Stock": 3}, 1, OPEN, "", 0),  # 7 votes: 3 + 2 remaining = 5 still reachable
+        ({"Dealer": 3, "Stock": 3}, 2, CONFLICT, "", 0),  # 8 votes: 3 + 1 remaining < 5
+        ({"Dealer": 4, "Stock": 3}, 0, OPEN, "", 1),  # 4 + 2 remaining can still reach 5
+        ({"Dealer": 4}, 4, OPEN, "", 4),  # can't tell only uses up the budget
+        ({"Dealer": 4}, 5, CONFLICT, "", 4),
+        ({}, 5, CONFLICT, "", 0),  # 0 + 4 remaining < 5
+        ({}, 4, OPEN, "", 0),  # a fresh label could still get all 5 remaining
+        ({"Dealer": 2, "Stock": 2, "Placeholder": 2}, 0, OPEN, "", 0),  # 6 votes: 2 + 3 remaining = 5
+        ({"Dealer": 4, "Stock": 2, "Placeholder": 2}, 1, CONFLICT, "", 2),  # budget spent, best is 4
+    ],
+)
+def test_consensus_table(counts, cant_tell, state, label, margin):
+    outcome = consensus(counts=counts, cant_tell=cant_tell, votes_required=5, max_votes=9)
+    assert (outcome.state, outcome.label, outcome.margin) == (state, label, margin)
+
+
+def test_single_vote_campaign_decides_at_once():
+    assert consensus(counts={"yes": 1}, cant_tell=0, votes_required=1, max_votes=1).state == DECIDED
+    assert consensus(counts={}, cant_tell=1, votes_required=1, max_votes=1).state == CONFLICT
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"counts": {"a": 10}, "cant_tell": 0, "votes_required": 5, "max_votes": 9},
+        {"counts": {"a": -1}, "cant_tell": 0, "votes_required": 5, "max_votes": 9},
+        {"counts": {}, "cant_tell": 0, "votes_required": 5, "max_votes": 4},
+        {"counts": {}, "cant_tell": 0, "votes_required": 0, "max_votes": 4},
+    ],
+)
+def test_impossible_tallies_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        consensus(**kwargs)
+
+
+def test_still_needed_counts_down_to_zero():
+    assert still_needed(top=0, votes_required=5) == 5
+    assert still_needed(top=4, votes_required=5) == 1
+    assert still_needed(top=7, votes_required=5) == 0
+
+
+LABELS = ["A", "B", "C", "cant_tell"]
+
+
+@st.composite
+def campaigns_and_votes(draw):
+    required = draw(st.integers(min_value=1, max_value=7))
+    maximum = draw(st.integers(min_value=required, max_value=15))
+    votes = draw(st.lists(st.sampled_from(LABELS), min_size=0, max_size=30))
+    return required, maximum, votes
+
+
+def run(required: int, maximum: int, votes: list[str]):
+    """Apply votes one at a time as the service does: stop counting once the item is not open."""
+    counts: dict[str, int] = {}
+    cant = 0
+    outcome = consensus(counts=counts, cant_tell=cant, votes_required=required, max_votes=maximum)
+    history = [outcome]
+    for vote in votes:
+        if outcome.state != OPEN:
+            break
+        if vote == "cant_tell":
+            cant += 1
+        else:
+            counts[vote] = counts.get(vote, 0) + 1
+        outcome = consensus(counts=counts, cant_tell=cant, votes_required=required, max_votes=maximum)
+        history.append(outcome)
+    return counts, cant, history
+
+
+@settings(max_examples=400, deadline=None)
+@given(campaigns_and_votes())
+def test_never_decided_below_votes_required(case):
+    required, maximum, votes = case
+    counts, _, history = run(required, maximum, votes)
+    for outcome in history:
+        if outcome.state == DECIDED:
+            assert counts[outcome.label] >= required
+            assert outcome.top >= required
+
+
+@settings(max_examples=400, deadline=None)
+@given(campaigns_and_votes())
+def test_never_more_than_max_votes_counted(case):
+    required, maximum, votes = case
+    counts, cant, history = run(required, maximum, votes)
+    assert sum(counts.values()) + cant <= maximum
+    # When the budget is spent, the item is never left open.
+    if history[-1].total == maximum:
+        assert history[-1].state != OPEN
+
+
+@settings(max_examples=400, deadline=None)
+@given(campaigns_and_votes())
+def test_conflict_exactly_when_no_label_can_still_reach_the_bar(case):
+    required, maximum, votes = case
+    _, _, history = run(required, maximum, votes)
+    for outcome in history:
+        reachable = outcome.top + (maximum - outcome.total) >= required
+        if outcome.top < required:
+            assert (outcome.state == CONFLICT) == (not reachable)
+
+
+@settings(max_examples=300, deadline=None)
+@given(campaigns_and_votes())
+def test_cant_tell_never_decides_and_only_spends_the_budget(case):
+    required, maximum, votes = case
+    only_cant = ["cant_tell"] * len(votes)
+    counts, cant, history = run(required, maximum, only_cant)
+    assert counts == {}
+    assert all(o.state != DECIDED for o in history)
+    assert cant <= maximum

@@ -278,6 +278,42 @@ SPOTCHECK_MAX_PIXELS = env_int("SPOTCHECK_MAX_PIXELS", 60_000_000)
 SPOTCHECK_CLASSIFIER_BACKEND = env_str("SPOTCHECK_CLASSIFIER_BACKEND", "builtin")
 SPOTCHECK_DEMO_BASE_URL = env_str("SPOTCHECK_DEMO_BASE_URL", "http://127.0.0.1:8000")
 
+# --- Sitemaps (advertiser_sitemaps) ---------------------------------------------------------------
+# Ingestion caps (a scrape larger than this is refused with a 400), the classification chunk size, when a
+# picture counts as "reused" (same picture on this many vehicles of one advertiser ⇒ Placeholder), the share
+# of {Placeholder, none} above which a scrape is flagged "the classifier failed to respond", and how often the
+# outbox sweep re-sends fixes the cache has not acknowledged.
+SPOTCHECK_SITEMAP_MAX_VEHICLES = env_int("SPOTCHECK_SITEMAP_MAX_VEHICLES", 20_000)
+SPOTCHECK_SITEMAP_MAX_IMAGES = env_int("SPOTCHECK_SITEMAP_MAX_IMAGES", 40)
+SPOTCHECK_SITEMAP_CHUNK = env_int("SPOTCHECK_SITEMAP_CHUNK", 50)
+SPOTCHECK_SITEMAP_REUSED_MIN_VEHICLES = env_int("SPOTCHECK_SITEMAP_REUSED_MIN_VEHICLES", 5)
+SPOTCHECK_SITEMAP_FAILURE_ALERT = env_float("SPOTCHECK_SITEMAP_FAILURE_ALERT", 0.5)
+SPOTCHECK_SITEMAP_PAGE_SIZE = env_int("SPOTCHECK_SITEMAP_PAGE_SIZE", 25)
+SPOTCHECK_SITEMAP_FETCH_RETRIES = env_int("SPOTCHECK_SITEMAP_FETCH_RETRIES", 5)
+SPOTCHECK_SITEMAP_SWEEP_SECONDS = env_float("SPOTCHECK_SITEMAP_SWEEP_SECONDS", 60.0)
+# An inventory of 10,000 vehicles x 12 URLs is ~10 MB of JSON; only the scrape endpoint accepts this much.
+SPOTCHECK_SITEMAP_MAX_BODY = env_int("SPOTCHECK_SITEMAP_MAX_BODY", 64 * 1024 * 1024)
+# The review form has 4 fields per picture (two dropdowns, the two values they showed): 25 vehicles x 12
+# pictures is 1,200 fields, above Django's default 1,000. Its script sends only changed rows; this keeps the
+# form working without JavaScript, for pages of up to 100 vehicles x 25 pictures.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 10_000)
+CELERY_TASK_ROUTES.update(
+    {
+        "sitemaps.tasks.scrape_classify": {"queue": "fetch"},
+        "sitemaps.tasks.scrape_chunk_classify": {"queue": "fetch"},
+        "sitemaps.tasks.fix_deliver": {"queue": "default"},
+        "sitemaps.tasks.fixes_undelivered_resend": {"queue": "default"},
+    }
+)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "sitemaps-fix-outbox-sweep": {
+            "task": "sitemaps.tasks.fixes_undelivered_resend",
+            "schedule": SPOTCHECK_SITEMAP_SWEEP_SECONDS,
+        }
+    }
+)
+
 # --- Classification core (issue 3: fetching, image keys, classifiers, cache, pipeline) -------------------
 # Concurrent downloads per batch (I/O bound), and the Hamming distance under which two perceptual hashes
 # are the same picture re-encoded or resized.

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/", "/admin/", "/datasets/", "/label/"])
+@pytest.mark.parametrize("path", ["/", "/admin/", "/datasets/", "/label/", "/sitemaps/"])
 def test_anonymous_page_request_redirects_to_login(client, path):
     response = client.get(path)
     assert response.status_code == 302

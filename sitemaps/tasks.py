@@ -1,0 +1,42 @@
+"""Celery tasks of the sitemaps app: thin wrappers that take ids and call services; safe to run twice."""
+
+from celery import shared_task
+from django.conf import settings
+
+from sitemaps import classify_run, fixes
+
+
+@shared_task(name="sitemaps.tasks.scrape_classify")
+def scrape_classify(scrape_id: int) -> int:
+    """Fan a scrape's pending pictures out in chunks (queue "fetch"). Returns the number of chunks."""
+    chunks = classify_run.scrape_chunks(scrape_id=scrape_id)
+    for ids in chunks:
+        scrape_chunk_classify.delay(scrape_id, ids)
+    return len(chunks)
+
+
+@shared_task(name="sitemaps.tasks.scrape_chunk_classify")
+def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt: int = 0) -> int:
+    """Classify one chunk; pictures that hit a connection error/timeout are retried with backoff, a few times.
+
+    The retry is a new message (not task.retry) so it only carries the pictures still pending.
+    """
+    final = attempt >= settings.SPOTCHECK_SITEMAP_FETCH_RETRIES
+    retry = classify_run.scrape_chunk_classify(
+        scrape_id=scrape_id, vehicle_image_ids=vehicle_image_ids, final_attempt=final
+    )
+    if retry:
+        scrape_chunk_classify.apply_async((scrape_id, retry, attempt + 1), countdown=min(2 ** (attempt + 1), 60))
+    return len(retry)
+
+
+@shared_task(name="sitemaps.tasks.fix_deliver")
+def fix_deliver(outbox_id: int) -> bool:
+    """Push one fix to the cache; when the cache is down the row stays undelivered for the sweep."""
+    return fixes.fix_deliver(outbox_id=outbox_id)
+
+
+@shared_task(name="sitemaps.tasks.fixes_undelivered_resend")
+def fixes_undelivered_resend() -> int:
+    """Periodic (beat): re-send fixes the cache has not acknowledged."""
+    return fixes.fixes_undelivered_resend()

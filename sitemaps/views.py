@@ -1,0 +1,208 @@
+"""HTML pages: advertiser list with health, the review page with its one Update form, history (+ CSV), and
+the demo's login-exempt generated pictures."""
+
+import csv
+import re
+from datetime import date
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.utils.dateparse import parse_date
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from classification.vocabulary import Attribute, Color, ImageType
+from core.roles import is_staff_reviewer
+from sitemaps.access import advertiser_get_visible, advertisers_visible, may_use_sitemaps
+from sitemaps.fixes import FixChange, PictureNotClassified, VehicleImageNotFound, fixes_apply
+from sitemaps.ingest import classification_relaunch
+from sitemaps.selectors import Filters, advertisers_health, fixes_history, sitemap_page
+
+FIELD = re.compile(r"^(type|color)-(\d+)$")
+ATTRIBUTE_OF = {"type": Attribute.IMAGE_TYPE, "color": Attribute.COLOR}
+
+
+def _sitemap_user(request: HttpRequest) -> None:
+    # Labelers (and users with no role) see no sitemap at all: same 404 as an advertiser that is not theirs.
+    if not may_use_sitemaps(request.user):
+        raise Http404("no sitemap")
+
+
+@require_GET
+def advertiser_list(request: HttpRequest) -> HttpResponse:
+    if not may_use_sitemaps(request.user):
+        raise PermissionDenied("sitemaps are for reviewers, admins and advertiser users")
+    health = advertisers_health(advertisers=advertisers_visible(user=request.user))
+    return render(request, "sitemaps/advertiser_list.html", {"health": health})
+
+
+def _page_size(request: HttpRequest) -> int:
+    try:
+        size = int(request.GET.get("size", settings.SPOTCHECK_SITEMAP_PAGE_SIZE))
+    except ValueError:
+        size = settings.SPOTCHECK_SITEMAP_PAGE_SIZE
+    return max(1, min(size, 100))
+
+
+@require_http_methods(["GET", "POST"])
+def review(request: HttpRequest, slug: str) -> HttpResponse:
+    _sitemap_user(request)
+    advertiser = advertiser_get_visible(user=request.user, slug=slug)
+    if request.method == "POST":
+        return _review_update(request, advertiser)
+    filters = Filters.from_query(request.GET)
+    data = sitemap_page(
+        advertiser=advertiser, filters=filters, page=request.GET.get("page", 1), size=_page_size(request)
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "sitemaps/review.html",
+        {
+            "advertiser": advertiser,
+            "data": data,
+            "filters": filters,
+            "query": query.urlencode(),
+            "image_types": ImageType.values,
+            "colors": Color.values,
+            "staff": is_staff_reviewer(request.user),
+        },
+    )
+
+
+def _review_update(request: HttpRequest, advertiser) -> HttpResponse:
+    changes: list[FixChange] = []
+    for key, value in request.POST.items():
+        match = FIELD.match(key)
+        if not match:
+            continue
+        prefix, vi_id = match.groups()
+        shown = request.POST.get(f"shown-{key}")
+        if shown is not None and value == shown:
+            continue  # unchanged dropdown: saves nothing
+        changes.append(FixChange(vehicle_image_id=int(vi_id), attribute=ATTRIBUTE_OF[prefix], value=value, shown=shown))
+    try:
+        made = fixes_apply(user=request.user, advertiser=advertiser, changes=changes) if changes else []
+    except VehicleImageNotFound as exc:
+        raise Http404(str(exc)) from None
+    except (ValueError, PictureNotClassified) as exc:
+        return HttpResponseBadRequest(str(exc))
+    if made:
+        messages.success(request, f"Saved {len(made)} change{'s' if len(made) != 1 else ''}.")
+    else:
+        messages.info(request, "Nothing changed.")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) or not target.startswith(
+        f"/sitemaps/{advertiser.slug}/"
+    ):
+        target = f"/sitemaps/{advertiser.slug}/"
+    return redirect(target)
+
+
+@require_POST
+def relaunch(request: HttpRequest, slug: str) -> HttpResponse:
+    _sitemap_user(request)
+    advertiser = advertiser_get_visible(user=request.user, slug=slug)
+    scrape = classification_relaunch(advertiser=advertiser, user=request.user)
+    messages.success(request, f"Classification relaunched for {scrape.total} pictures.")
+    return redirect("sitemaps:review", slug=advertiser.slug)
+
+
+@require_GET
+def history(request: HttpRequest, slug: str) -> HttpResponse:
+    _sitemap_user(request)
+    advertiser = advertiser_get_visible(user=request.user, slug=slug)
+    attribute = request.GET.get("attribute", "")
+    fixes = fixes_history(
+        advertisers=advertisers_visible(user=request.user).filter(id=advertiser.id),
+        user=request.GET.get("user", "").strip(),
+        attribute=attribute if attribute in (Attribute.IMAGE_TYPE, Attribute.COLOR) else "",
+        since=_date_param(request.GET.get("since")),
+        until=_date_param(request.GET.get("until")),
+    )
+    if request.GET.get("format") == "csv":
+        return _history_csv(fixes, advertiser.slug)
+    page = Paginator(fixes, 50).get_page(request.GET.get("page", 1))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "sitemaps/history.html",
+        {"advertiser": advertiser, "page": page, "query": query.urlencode(), "params": request.GET},
+    )
+
+
+def _date_param(value: str | None) -> date | None:
+    """A YYYY-MM-DD filter; anything else is ignored (the form's date inputs send nothing else)."""
+    try:
+        return parse_date(value) if value else None
+    except ValueError:
+        return None
+
+
+def _history_csv(fixes, slug: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{slug}-fixes.csv"'
+    writer = csv.writer(response)
+    writer.writerow(
+        [
+            "when",
+            "advertiser",
+            "external_id",
+            "position",
+            "url",
+            "attribute",
+            "old",
+            "new",
+            "scope",
+            "user",
+            "carried_from",
+        ]
+    )
+    for fix in fixes.iterator(chunk_size=2000):
+        vehicle_image = fix.vehicle_image
+        writer.writerow(
+            [
+                fix.created_at.isoformat(),
+                fix.advertiser.slug,
+                vehicle_image.vehicle.external_id,
+                vehicle_image.position,
+                fix.url,
+                fix.attribute,
+                fix.old_value,
+                fix.new_value,
+                fix.scope,
+                fix.user.username if fix.user else "",
+                fix.carried_from_id or "",
+            ]
+        )
+    return response
+
+
+DEMO_PICTURE = re.compile(r"^(dealer|stock|placeholder)-([a-z]+)-(\d{1,6})\.jpg$")
+
+
+@login_not_required
+@require_GET
+@cache_control(max_age=86400, public=True)
+def demo_picture(request: HttpRequest, name: str) -> HttpResponse:
+    """The demo's inventory pictures, generated deterministically so the demo needs no network."""
+    from sitemaps.demo import picture_bytes_for
+
+    match = DEMO_PICTURE.match(name)
+    if not match:
+        raise Http404("no such demo picture")
+    kind, color, seed = match.groups()
+    data = picture_bytes_for(kind=kind, color=color, seed=int(seed))
+    if data is None:
+        raise Http404("no such demo picture")
+    response = HttpResponse(data, content_type="image/jpeg")
+    response["ETag"] = f'"{name}"'
+    return response

@@ -1,0 +1,159 @@
+"""Classifying a scrape: chunked fan-out through classification, progress counted once per picture, failures
+recorded with their reason, transient errors retried, reused pictures handed to the Placeholder hook."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from classification import services as classification_services
+from sitemaps import classify_run
+from sitemaps.ingest import inventory_parse, scrape_ingest
+from sitemaps.models import Scrape, VehicleImage
+from tests.sitemaps.factories import ImageFactory, predict
+
+pytestmark = pytest.mark.django_db
+
+
+@dataclass
+class Outcome:
+    url: str
+    image_id: int | None
+    sha256: str = ""
+    values: dict = field(default_factory=dict)
+    source: str = "download"
+    cached: bool = False
+    model: str = "test"
+    error: str | None = None
+
+
+class FakeClassifier:
+    """Stands in for classification.services.urls_classify: answers per URL from a script."""
+
+    def __init__(self):
+        self.answers: dict[str, list] = {}
+        self.calls: list[list[str]] = []
+        self.images: dict[str, int] = {}
+
+    def image_for(self, url: str, *, image_type="Dealer", color="Red"):
+        if url not in self.images:
+            image = ImageFactory()
+            predict(image, image_type=image_type, color=color)
+            self.images[url] = image.id
+        return self.images[url]
+
+    def __call__(self, *, urls, advertiser=None):
+        self.calls.append(list(urls))
+        out = []
+        for url in urls:
+            script = self.answers.get(url) or [("ok", False)]
+            kind, extra = script.pop(0) if len(script) > 1 else script[0]
+            if kind == "ok":
+                out.append(Outcome(url=url, image_id=self.image_for(url), cached=extra))
+            else:
+                out.append(Outcome(url=url, image_id=None, error=kind))
+        return out
+
+
+@pytest.fixture
+def classifier(monkeypatch, settings):
+    fake = FakeClassifier()
+    monkeypatch.setattr(classification_services, "urls_classify", fake, raising=False)
+    monkeypatch.setattr(classification_services, "images_reused_placeholder_apply", lambda image_ids: 0, raising=False)
+    monkeypatch.setattr("sitemaps.classify_run.fixes_carry_over", lambda vehicle_image_ids: 0)
+    settings.SPOTCHECK_SITEMAP_CHUNK = 2
+    return fake
+
+
+def ingest(advertiser, vehicles, capture):
+    payload = {
+        "vehicles": [
+            {"external_id": f"C{i}", "images": [f"https://cdn.example.com/{i}/{p}.jpg" for p in range(n)]}
+            for i, n in enumerate(vehicles)
+        ]
+    }
+    with capture(execute=True):
+        scrape = scrape_ingest(advertiser=advertiser, vehicles=inventory_parse(payload=payload))
+    scrape.refresh_from_db()
+    return scrape
+
+
+def test_a_scrape_is_classified_in_chunks_and_counted(advertiser, classifier, django_capture_on_commit_callbacks):
+    classifier.answers = {
+        "https://cdn.example.com/0/1.jpg": [("ok", True)],
+        "https://cdn.example.com/1/0.jpg": [("http_404", None)],
+        "https://cdn.example.com/1/2.jpg": [("ok", True)],
+    }
+    scrape = ingest(advertiser, [3, 3], django_capture_on_commit_callbacks)
+    assert len(classifier.calls) == 3  # 6 pictures in chunks of 2
+    assert (scrape.status, scrape.total, scrape.done, scrape.from_cache, scrape.failed) == ("done", 6, 5, 2, 1)
+    assert scrape.started_at and scrape.finished_at
+    failed = VehicleImage.objects.get(status="failed")
+    assert (failed.url, failed.error, failed.image) == ("https://cdn.example.com/1/0.jpg", "http_404", None)
+    assert VehicleImage.objects.filter(status="done", image__isnull=False).count() == 5
+
+
+def test_a_chunk_run_twice_is_counted_once(advertiser, classifier, django_capture_on_commit_callbacks):
+    scrape = ingest(advertiser, [2], django_capture_on_commit_callbacks)
+    ids = list(VehicleImage.objects.values_list("id", flat=True))
+    classify_run.scrape_chunk_classify(scrape_id=scrape.id, vehicle_image_ids=ids)
+    Scrape.objects.filter(id=scrape.id).update(status="running")  # even if it were still open
+    classify_run.scrape_chunk_classify(scrape_id=scrape.id, vehicle_image_ids=ids)
+    scrape.refresh_from_db()
+    assert (scrape.done, scrape.failed, scrape.total) == (2, 0, 2)
+
+
+def test_connection_errors_are_retried_then_succeed(advertiser, classifier, django_capture_on_commit_callbacks):
+    url = "https://cdn.example.com/0/0.jpg"
+    classifier.answers = {url: [("connection", None), ("connection", None), ("ok", False)]}
+    scrape = ingest(advertiser, [1], django_capture_on_commit_callbacks)
+    assert [c for c in classifier.calls] == [[url]] * 3
+    assert (scrape.status, scrape.done, scrape.failed) == ("done", 1, 0)
+
+
+def test_connection_errors_give_up_after_the_cap(advertiser, classifier, settings, django_capture_on_commit_callbacks):
+    settings.SPOTCHECK_SITEMAP_FETCH_RETRIES = 2
+    classifier.answers = {"https://cdn.example.com/0/0.jpg": [("connection", None)]}
+    scrape = ingest(advertiser, [1], django_capture_on_commit_callbacks)
+    assert len(classifier.calls) == 3  # first try + 2 retries
+    assert (scrape.status, scrape.done, scrape.failed) == ("failed", 0, 1)  # nothing could be classified
+    assert VehicleImage.objects.get().error == "connection"
+
+
+def test_an_empty_inventory_finishes_at_once(advertiser, classifier, django_capture_on_commit_callbacks):
+    scrape = ingest(advertiser, [0, 0], django_capture_on_commit_callbacks)
+    assert (scrape.status, scrape.total) == ("done", 0)
+
+
+def test_the_same_picture_on_many_vehicles_goes_to_the_placeholder_hook(
+    advertiser, classifier, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    settings.SPOTCHECK_SITEMAP_REUSED_MIN_VEHICLES = 3
+    handed = []
+    monkeypatch.setattr(
+        classification_services,
+        "images_reused_placeholder_apply",
+        lambda image_ids: handed.append(sorted(image_ids)) or 1,
+    )
+    card = "https://cdn.example.com/coming-soon.jpg"
+    payload = {
+        "vehicles": [
+            {"external_id": f"R{i}", "images": [f"https://cdn.example.com/r{i}.jpg"] + ([card] if i < 3 else [])}
+            for i in range(5)
+        ]
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        scrape_ingest(advertiser=advertiser, vehicles=inventory_parse(payload=payload))
+    assert handed == [[classifier.images[card]]]
+
+
+def test_a_run_mostly_placeholder_or_none_is_flagged(
+    client, reviewer, advertiser, classifier, django_capture_on_commit_callbacks
+):
+    for i in range(6):
+        for p in range(2):
+            classifier.image_for(f"https://cdn.example.com/{i}/{p}.jpg", image_type="" if i < 5 else "Dealer", color="")
+    scrape = ingest(advertiser, [2] * 6, django_capture_on_commit_callbacks)
+    assert scrape.ml_failures == 10
+    client.force_login(reviewer)
+    assert "classifier failed to respond" in client.get("/sitemaps/").content.decode()
+    assert "the classifier probably failed to respond" in client.get(f"/sitemaps/{advertiser.slug}/").content.decode()

@@ -267,3 +267,10 @@ def leases_expired_delete(*, now: datetime | None = None) -> int:
     """Drop expired leases (they are already ignored by assignment; this keeps the table small)."""
     deleted, _ = Lease.objects.filter(expires_at__lte=now or timezone.now()).delete()
     return deleted
+
+
+def lease_release(*, user: AbstractBaseUser, item_id: int) -> bool:
+    """Give back ``user``'s lease on an item (a skip), so the item can go to someone else now rather than
+    when the lease expires. Idempotent; answers whether a lease was dropped."""
+    deleted, _ = Lease.objects.filter(item_id=item_id, user=user).delete()
+    return deleted > 0

@@ -116,7 +116,7 @@ def vote_record(
             )
     except IntegrityError:
         # Lost a race with the same UUID (replayed on another item) or with another vote of this user.
-        existing = Vote.objects.select_related("item").filter(client_uuid=client_uuid).first()
+        existing = Vote.objects.select_related("item__campaign").filter(client_uuid=client_uuid).first()
         if existing is not None:
             return _replay(existing, user=user)
         item = Item.objects.get(pk=item_id)
@@ -178,7 +178,7 @@ def _item_partial(**values) -> Item:
 
 
 def _replay_lookup(*, client_uuid: uuid.UUID, user: AbstractBaseUser) -> VoteResult | None:
-    existing = Vote.objects.select_related("item").filter(client_uuid=client_uuid).first()
+    existing = Vote.objects.select_related("item__campaign").filter(client_uuid=client_uuid).first()
     return None if existing is None else _replay(existing, user=user)
 
 
@@ -206,8 +206,14 @@ def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> V
             decided_at=decided_at,
             is_gold=is_gold,
         )
+        # The campaign's rule columns came with the lock: item_state (gold masking) reads them without a query.
+        item.campaign = Campaign.from_db(
+            connection.alias,
+            ["id", "attribute", "votes_required", "max_votes"],
+            [campaign_id, attribute, votes_required, max_votes],
+        )
         if replay_id is not None:
-            return _replay(Vote.objects.select_related("item").get(pk=replay_id), user=user)
+            return _replay(Vote.objects.select_related("item__campaign").get(pk=replay_id), user=user)
         allowed = {*choices_for(attribute), CANT_TELL}
         if label not in allowed:
             raise UnknownLabel(
@@ -302,13 +308,13 @@ def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) 
     )
     if item is None:
         # A replay whose item is gone still names its vote; anything else is a bad reference.
-        existing = Vote.objects.select_related("item").filter(client_uuid=client_uuid).first()
+        existing = Vote.objects.select_related("item__campaign").filter(client_uuid=client_uuid).first()
         if existing is not None:
             return _replay(existing, user=user)
         raise ItemNotFound(f"no item {item_id}")
     campaign = item.campaign
     if item.replay_id is not None:
-        return _replay(Vote.objects.select_related("item").get(pk=item.replay_id), user=user)
+        return _replay(Vote.objects.select_related("item__campaign").get(pk=item.replay_id), user=user)
     if label not in _allowed_labels(campaign):
         raise UnknownLabel(
             f"{label!r} is not an answer to this campaign; expected one of "

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from classification.models import Image
 from labeling.models import Campaign, Item, Lease, Vote
+from labeling.prepared import hot_cursor
 
 MAX_BATCH = 20
 # Rounds of lock-then-recount before settling for fewer items than asked.
@@ -219,7 +220,7 @@ def _items_next_pg(
     *, user_id: int, campaign: Campaign, count: int, exclude: set[int], now: datetime, expires_at: datetime, rng
 ) -> list[Assignment]:
     params = {"user": user_id, "campaign": campaign.pk, "now": now, "expires": expires_at}
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_PG_HELD, {**params, "exclude": list(exclude), "count": count})
         held = cursor.fetchall()
         taken = exclude | {row[0] for row in held}

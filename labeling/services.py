@@ -19,6 +19,7 @@ from classification.services import ground_truth_record
 from classification.vocabulary import choices_for
 from labeling.consensus import CONFLICT, DECIDED, consensus
 from labeling.models import CANT_TELL, Campaign, Item, Lease, Vote
+from labeling.prepared import hot_cursor
 
 
 class LabelingError(Exception):
@@ -183,7 +184,7 @@ def _replay_lookup(*, client_uuid: uuid.UUID, user: AbstractBaseUser) -> VoteRes
 
 
 def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> VoteResult:
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_PG_LOCK, {"item": item_id, "user": user.pk, "uuid": client_uuid})
         row = cursor.fetchone()
         if row is None:

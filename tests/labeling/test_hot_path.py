@@ -189,3 +189,30 @@ def test_item_api_shows_a_much_voted_gold_item_like_an_open_real_item(api_as, la
     assert replay.status_code == 200
     assert replay.json()["item"]["vote_count"] == 4
     assert Item.objects.get(pk=gold.pk).vote_count == 13
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_hot_statements_are_prepared_once_per_connection_unless_turned_off(labelers, settings):
+    connection.close()  # a fresh connection: no statements prepared yet
+    campaign = CampaignFactory()
+    items = [ItemFactory(campaign=campaign) for _ in range(3)]
+    first, second = labelers(2)
+    vote(first, items[0])
+    vote(first, items[1])
+    items_next(user=first, campaign=campaign, count=1)
+    prepared = _prepared_statements()
+    assert sum("dropped_lease" in sql for sql in prepared) == 1  # planned once, reused by the second vote
+    assert any("INSERT INTO labeling_lease" in sql for sql in prepared)
+
+    settings.LABELING_PREPARED_STATEMENTS = False
+    connection.close()
+    result = vote(second, items[2])
+    assert result.created and result.item.vote_count == 1
+    assert _prepared_statements() == []

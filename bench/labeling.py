@@ -114,6 +114,8 @@ class Recorder:
         self.counted_at: list[float] = []
         self.refused = 0
         self.errors: list[str] = []
+        self.pg_cpu_s = 0.0  # CPU of this recorder's PostgreSQL backends while the clock ran
+        self.py_cpu_s = 0.0  # CPU of the bench process(es) while the clock ran
 
     def add(self, kind: str, ms: float) -> None:
         with self.lock:
@@ -122,6 +124,18 @@ class Recorder:
     @property
     def counted(self) -> int:
         return len(self.counted_at)
+
+
+def _backend_cpu_s(connection) -> float:
+    """CPU seconds used so far by this connection's PostgreSQL backend (same host: /proc/<pid>/stat)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # the server is on another host: not measured
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _warm_up(*, user, campaign) -> None:
@@ -152,6 +166,7 @@ def labeler_loop(*, user, campaign, truth, deadline: float, think_ms: float, see
         # in the same millisecond (people do not).
         connection.ensure_connection()
         _warm_up(user=user, campaign=campaign)
+        backend_cpu = _backend_cpu_s(connection)
         if think_ms:
             time.sleep(rng.uniform(0, think_ms / 1000))
         held: list[int] = []  # leased and not yet answered, the one on screen first
@@ -203,6 +218,12 @@ def labeler_loop(*, user, campaign, truth, deadline: float, think_ms: float, see
         with rec.lock:
             rec.errors.append(repr(exc))
     finally:
+        try:
+            used = _backend_cpu_s(connection) - backend_cpu
+            with rec.lock:
+                rec.pg_cpu_s += used
+        except Exception:  # noqa: BLE001 - a figure, not a check
+            pass
         connection.close()
 
 
@@ -270,6 +291,7 @@ def correctness(campaign) -> dict[str, int]:
 
 def _threads(*, users, campaign, truth, deadline: float, think_ms: float, seed_base: int) -> Recorder:
     rec = Recorder()
+    cpu0 = time.process_time()
     threads = [
         threading.Thread(
             target=labeler_loop,
@@ -289,6 +311,7 @@ def _threads(*, users, campaign, truth, deadline: float, think_ms: float, seed_b
         t.start()
     for t in threads:
         t.join()
+    rec.py_cpu_s = time.process_time() - cpu0
     return rec
 
 
@@ -296,7 +319,7 @@ def _child(conn, users, campaign, truth, deadline, think_ms, seed_base) -> None:
     rec = _threads(
         users=users, campaign=campaign, truth=truth, deadline=deadline, think_ms=think_ms, seed_base=seed_base
     )
-    conn.send((rec.calls, rec.counted_at, rec.refused, rec.errors))
+    conn.send((rec.calls, rec.counted_at, rec.refused, rec.errors, rec.pg_cpu_s, rec.py_cpu_s))
     conn.close()
 
 
@@ -323,12 +346,14 @@ def run_phase(*, name: str, args, think_ms: float) -> bool:
             children.append((proc, parent_end))
         rec = Recorder()
         for proc, pipe in children:
-            calls, counted_at, refused, errors = pipe.recv()
+            calls, counted_at, refused, errors, pg_cpu_s, py_cpu_s = pipe.recv()
             proc.join()
             rec.calls += calls
             rec.counted_at += counted_at
             rec.refused += refused
             rec.errors += errors
+            rec.pg_cpu_s += pg_cpu_s
+            rec.py_cpu_s += py_cpu_s
     elapsed = time.perf_counter() - started
     start_wall = deadline - args.seconds
     calls = [ms for _, _, ms in rec.calls]
@@ -376,6 +401,12 @@ def run_phase(*, name: str, args, think_ms: float) -> bool:
     ):
         ok_ = value >= TARGET_VOTES_PER_S
         print(f"  {label:<38} {value:8.1f}      target >= {TARGET_VOTES_PER_S:.0f}     {'ok' if ok_ else 'MISSED'}")
+    if rec.counted:
+        print(
+            f"  CPU per counted vote (its share of next included): Python {rec.py_cpu_s * 1000 / rec.counted:.2f} ms"
+            f" + PostgreSQL {rec.pg_cpu_s * 1000 / rec.counted:.2f} ms; "
+            f"the 2 cores allow at most {2000 / ((rec.py_cpu_s + rec.pg_cpu_s) * 1000 / rec.counted):.0f} votes/s"
+        )
     if think_ms:
         offered = args.labelers / (think_ms / 1000)
         print(f"  (offered load at this think time: at most {offered:.0f} votes/s; the target needs think <= 166 ms)")

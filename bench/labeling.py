@@ -128,6 +128,8 @@ class Recorder:
 
 def _backend_cpu_s(connection) -> float:
     """CPU seconds used so far by this connection's PostgreSQL backend (same host: /proc/<pid>/stat)."""
+    if connection.vendor != "postgresql":
+        return 0.0  # SQLite runs inside the bench process: already in the Python figure
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]

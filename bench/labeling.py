@@ -12,9 +12,11 @@ enough to be back at 8, excluding the items it already holds.
 
 Three phases: "human pace" labelers think 1.5 s per picture (exponential), the load 50 people put on it;
 "paced" labelers think 120 ms, the offered load the throughput target implies (about 8 votes/s each);
-"saturated" labelers never pause, which measures the ceiling. Each prints p50/p95/p99 server time
+"saturated" labelers never pause, which measures the ceiling (its call times are queueing, by Little's
+law). Each prints p50/p95/p99 server time
 per call (per call type and overall) over the whole run, the median over 5-second windows of votes/s and
-of p95, and the correctness counts checked against the votes table afterwards. "profile" runs one
+of p95, CPU per counted vote (bench process and its PostgreSQL backends, from /proc), and the correctness
+counts checked against the votes table afterwards. "profile" runs one
 labeler alone and prints queries and Python CPU per call (and the top of cProfile with --cprofile).
 
     .venv/bin/python bench/labeling.py [--seconds 20] [--labelers 50] [--items 4000] [--think-ms 120]
@@ -408,6 +410,13 @@ def run_phase(*, name: str, args, think_ms: float) -> bool:
             f"  CPU per counted vote (its share of next included): Python {rec.py_cpu_s * 1000 / rec.counted:.2f} ms"
             f" + PostgreSQL {rec.pg_cpu_s * 1000 / rec.counted:.2f} ms; "
             f"the 2 cores allow at most {2000 / ((rec.py_cpu_s + rec.pg_cpu_s) * 1000 / rec.counted):.0f} votes/s"
+        )
+    if not think_ms and rec.counted:
+        cycle_ms = args.labelers * 1000 / (len(vote_ms) / elapsed)
+        print(
+            f"  (no think time: each labeler waits only on the server, so a call's time is queueing behind the other "
+            f"{args.labelers - 1}; {args.labelers} labelers / votes per s = {cycle_ms:.0f} ms per vote cycle. "
+            f"This phase measures the ceiling, the latency target applies to the paced phase)"
         )
     if think_ms:
         offered = args.labelers / (think_ms / 1000)

@@ -362,5 +362,8 @@ LABELING_FLAG_BELOW = env_float("LABELING_FLAG_BELOW", 0.7)
 # Caps on an uploaded zip of pictures (each entry is also capped by SPOTCHECK_FETCH_MAX_BYTES).
 LABELING_ZIP_MAX_FILES = env_int("LABELING_ZIP_MAX_FILES", 2000)
 LABELING_ZIP_MAX_BYTES = env_int("LABELING_ZIP_MAX_BYTES", 500 * 1024 * 1024)
+# The vote/next hot path prepares its few statements per connection on PostgreSQL (planning was most of the
+# server's time). Set 0 behind a transaction-mode pooler without prepared-statement support (PgBouncer < 1.21).
+LABELING_PREPARED_STATEMENTS = env_int("LABELING_PREPARED_STATEMENTS", 1) == 1
 CELERY_TASK_ROUTES.update({"labeling.tasks.*": {"queue": "default"}})
 CELERY_BEAT_SCHEDULE.update({"labeling-leases-sweep": {"task": "labeling.tasks.leases_sweep", "schedule": 300.0}})

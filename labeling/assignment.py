@@ -13,12 +13,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from classification.models import Image
 from labeling.models import Campaign, Item, Lease, Vote
+from labeling.prepared import hot_cursor
 
 MAX_BATCH = 20
 # Rounds of lock-then-recount before settling for fewer items than asked.
@@ -62,6 +64,10 @@ def items_next(
         return []
     expires_at = now + timedelta(seconds=_lease_seconds())
     exclude = set(exclude_ids)
+    if connection.vendor == "postgresql":
+        return _items_next_pg(
+            user_id=user.pk, campaign=campaign, count=count, exclude=exclude, now=now, expires_at=expires_at, rng=rng
+        )
     voted = Vote.objects.live().filter(item=OuterRef("pk"), user=user)
 
     # Read from the user's few leases, not from the campaign's many items.
@@ -155,7 +161,117 @@ def _lock_candidates(*, user, campaign: Campaign, count: int, tried: set[int], v
     )
 
 
+# PostgreSQL path in raw SQL, the same rules as the ORM path below it (which SQLite keeps): the ORM spent
+# ~9 ms of Python per call compiling these statements. Three or four statements per call: the caller's held
+# leases, gold (only when a gold slot was drawn), one locking pick of real items, and one INSERT that both
+# re-counts others' leases on the locked items and writes ours (upserting the held and gold ones).
+_VOTED_BY_ME = """NOT EXISTS (SELECT 1 FROM labeling_vote v
+                   WHERE v.item_id = i.id AND v.user_id = %(user)s AND v.undone_at IS NULL)"""
+_PG_HELD = f"""
+SELECT i.id, i.image_id, img.thumbnail
+FROM labeling_lease l
+JOIN labeling_item i ON i.id = l.item_id
+JOIN classification_image img ON img.id = i.image_id
+WHERE l.user_id = %(user)s AND l.expires_at > %(now)s AND i.campaign_id = %(campaign)s AND i.status = 'open'
+  AND i.id <> ALL(%(exclude)s::bigint[]) AND {_VOTED_BY_ME}
+ORDER BY i.id
+LIMIT %(count)s
+"""
+_PG_GOLD = f"""
+SELECT i.id, i.image_id, img.thumbnail
+FROM labeling_item i JOIN classification_image img ON img.id = i.image_id
+WHERE i.campaign_id = %(campaign)s AND i.is_gold AND i.id <> ALL(%(exclude)s::bigint[]) AND {_VOTED_BY_ME}
+ORDER BY random()
+LIMIT %(count)s
+"""
+# Others' unexpired leases on an item; the item may be leased to at most (votes_required - top_count) people.
+_OTHERS_LEASES = """(SELECT count(*) FROM labeling_lease l
+                      WHERE l.item_id = {item} AND l.expires_at > %(now)s AND l.user_id <> %(user)s)"""
+_PG_LOCK = f"""
+SELECT i.id, i.image_id, img.thumbnail, %(required)s - i.top_count
+FROM labeling_item i JOIN classification_image img ON img.id = i.image_id
+WHERE i.campaign_id = %(campaign)s AND NOT i.is_gold AND i.status = 'open'
+  AND i.id <> ALL(%(exclude)s::bigint[]) AND {_VOTED_BY_ME}
+  AND {_OTHERS_LEASES.format(item="i.id")} < %(required)s - i.top_count
+ORDER BY i.top_count DESC, i.vote_count DESC, i.id
+LIMIT %(count)s
+FOR NO KEY UPDATE OF i SKIP LOCKED
+"""
+# A competitor that leased one of the locked items committed before we got its row lock; this statement's
+# snapshot is newer than our locks, so it sees that lease (READ COMMITTED). room NULL: held or gold, no cap.
+_PG_LEASE = f"""
+INSERT INTO labeling_lease (item_id, user_id, expires_at, created_at)
+SELECT c.id, %(user)s, %(expires)s, %(now)s
+FROM unnest(%(ids)s::bigint[], %(rooms)s::int[]) AS c(id, room)
+WHERE c.room IS NULL OR {_OTHERS_LEASES.format(item="c.id")} < c.room
+ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
+RETURNING item_id
+"""
+
+
+def _partial_item(item_id: int, image_id: int, thumbnail: str) -> Item:
+    """An Item with only its picture loaded (other columns load lazily, as with ``only()``)."""
+    item = Item.from_db(connection.alias, ["id", "image_id"], [item_id, image_id])
+    item.image = Image.from_db(connection.alias, ["id", "thumbnail"], [image_id, thumbnail])
+    return item
+
+
+def _items_next_pg(
+    *, user_id: int, campaign: Campaign, count: int, exclude: set[int], now: datetime, expires_at: datetime, rng
+) -> list[Assignment]:
+    params = {"user": user_id, "campaign": campaign.pk, "now": now, "expires": expires_at}
+    with hot_cursor() as cursor:
+        cursor.execute(_PG_HELD, {**params, "exclude": list(exclude), "count": count})
+        held = cursor.fetchall()
+        taken = exclude | {row[0] for row in held}
+        wanted = count - len(held)
+        n_gold = gold_slots(count=wanted, gold_rate=campaign.gold_rate, rng=rng)
+        gold = []
+        if n_gold:
+            cursor.execute(_PG_GOLD, {**params, "exclude": list(taken), "count": n_gold})
+            gold = cursor.fetchall()
+        # The first round's INSERT also refreshes the held leases and writes the gold ones.
+        pending = [(row[0], None) for row in held + gold]
+        rows = {row[0]: row for row in held + gold}
+        real: list[int] = []
+        tried = set(taken)
+        for _ in range(ROUNDS):
+            want = wanted - len(gold) - len(real)
+            candidates = []
+            if want > 0:
+                cursor.execute(
+                    _PG_LOCK,
+                    {**params, "exclude": list(tried), "count": want, "required": campaign.votes_required},
+                )
+                candidates = cursor.fetchall()
+            if not candidates and not pending:
+                break
+            tried.update(row[0] for row in candidates)
+            rows.update((row[0], row) for row in candidates)
+            pending += [(row[0], row[3]) for row in candidates]
+            cursor.execute(
+                _PG_LEASE,
+                {**params, "ids": [pk for pk, _ in pending], "rooms": [room for _, room in pending]},
+            )
+            leased = {row[0] for row in cursor.fetchall()}
+            real += [row[0] for row in candidates if row[0] in leased]
+            pending = []
+            if not candidates:
+                break
+    fresh = real[: max(wanted - len(gold), 0)]
+    for row in gold:  # at random places, so gold cannot be told apart by position
+        fresh.insert(rng.randint(0, len(fresh)), row[0])
+    return [Assignment(item=_partial_item(*rows[pk][:3]), expires_at=expires_at) for pk in [r[0] for r in held] + fresh]
+
+
 def leases_expired_delete(*, now: datetime | None = None) -> int:
     """Drop expired leases (they are already ignored by assignment; this keeps the table small)."""
     deleted, _ = Lease.objects.filter(expires_at__lte=now or timezone.now()).delete()
     return deleted
+
+
+def lease_release(*, user: AbstractBaseUser, item_id: int) -> bool:
+    """Give back ``user``'s lease on an item (a skip), so the item can go to someone else now rather than
+    when the lease expires. Idempotent; answers whether a lease was dropped."""
+    deleted, _ = Lease.objects.filter(item_id=item_id, user=user).delete()
+    return deleted > 0

@@ -4,19 +4,22 @@ Every write that touches an item's tally locks the item's row first, so concurre
 applied one at a time and no vote is accepted past a decision.
 """
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
-from classification.models import GroundTruth
+from classification.models import GroundTruth, Image
 from classification.services import ground_truth_record
+from classification.vocabulary import choices_for
 from labeling.consensus import CONFLICT, DECIDED, consensus
 from labeling.models import CANT_TELL, Campaign, Item, Lease, Vote
+from labeling.prepared import hot_cursor
 
 
 class LabelingError(Exception):
@@ -102,6 +105,11 @@ def vote_record(
 
     Raises UnknownLabel, ItemNotFound, ItemClosed (decided/conflict: not counted), AlreadyVoted, UuidReused.
     """
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            return _vote_record_pg(
+                user=user, item_id=item_id, label=label, client_uuid=client_uuid, ms_to_answer=ms_to_answer, at=at
+            )
     try:
         with transaction.atomic():
             return _vote_record_locked(
@@ -109,11 +117,176 @@ def vote_record(
             )
     except IntegrityError:
         # Lost a race with the same UUID (replayed on another item) or with another vote of this user.
-        existing = Vote.objects.select_related("item").filter(client_uuid=client_uuid).first()
+        existing = Vote.objects.select_related("item__campaign").filter(client_uuid=client_uuid).first()
         if existing is not None:
             return _replay(existing, user=user)
         item = Item.objects.get(pk=item_id)
         raise AlreadyVoted("you already answered this picture", item=item) from None
+
+
+# The hot path on PostgreSQL, in raw SQL: the ORM spent ~3 ms of Python per vote building these statements,
+# which capped one process near 160 votes/s. Two statements instead of five: (1) drop the caller's lease,
+# lock the item (FOR NO KEY UPDATE: inserts referencing it are not blocked) and read its tally with the
+# campaign's rule and the replay/already-voted answers; (2) insert the vote with ON CONFLICT DO NOTHING and
+# write the new tally only if the insert happened. A conflict there (a replay, or this user's other vote,
+# committed after statement 1's snapshot) is resolved by a lookup instead of an IntegrityError + savepoint.
+# SQLite keeps the ORM path (_vote_record_locked); both are exercised by the test suite.
+_PG_LOCK = """
+WITH dropped_lease AS (
+    DELETE FROM labeling_lease WHERE item_id = %(item)s AND user_id = %(user)s
+)
+SELECT i.status, i.label, i.counts::text, i.cant_tell, i.vote_count, i.top_count, i.is_gold, i.image_id,
+       i.campaign_id, i.decided_at, c.attribute, c.votes_required, c.max_votes,
+       (SELECT v.id FROM labeling_vote v WHERE v.client_uuid = %(uuid)s),
+       EXISTS (SELECT 1 FROM labeling_vote v
+               WHERE v.item_id = i.id AND v.user_id = %(user)s AND v.undone_at IS NULL)
+FROM labeling_item i JOIN labeling_campaign c ON c.id = i.campaign_id
+WHERE i.id = %(item)s
+FOR NO KEY UPDATE OF i
+"""
+_PG_WRITE = """
+WITH new_vote AS (
+    INSERT INTO labeling_vote (item_id, user_id, label, client_uuid, ms_to_answer, created_at, undone_at)
+    VALUES (%(item)s, %(user)s, %(label)s, %(uuid)s, %(ms)s, %(now)s, NULL)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+)
+UPDATE labeling_item
+SET counts = %(counts)s::jsonb, cant_tell = %(cant_tell)s, vote_count = %(vote_count)s,
+    top_count = %(top_count)s, status = %(status)s, label = %(label_out)s, decided_at = %(decided_at)s
+FROM new_vote
+WHERE labeling_item.id = %(item)s
+RETURNING new_vote.id
+"""
+_ITEM_FIELDS = [
+    "id",
+    "campaign_id",
+    "image_id",
+    "status",
+    "label",
+    "counts",
+    "cant_tell",
+    "vote_count",
+    "top_count",
+    "decided_at",
+    "is_gold",
+]
+
+
+def _item_partial(**values) -> Item:
+    """An Item holding only the columns the hot path read (others load lazily, as with ``only()``)."""
+    return Item.from_db(connection.alias, _ITEM_FIELDS, [values[name] for name in _ITEM_FIELDS])
+
+
+def _replay_lookup(*, client_uuid: uuid.UUID, user: AbstractBaseUser) -> VoteResult | None:
+    existing = Vote.objects.select_related("item__campaign").filter(client_uuid=client_uuid).first()
+    return None if existing is None else _replay(existing, user=user)
+
+
+def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> VoteResult:
+    with hot_cursor() as cursor:
+        cursor.execute(_PG_LOCK, {"item": item_id, "user": user.pk, "uuid": client_uuid})
+        row = cursor.fetchone()
+        if row is None:
+            replay = _replay_lookup(client_uuid=client_uuid, user=user)
+            if replay is not None:
+                return replay
+            raise ItemNotFound(f"no item {item_id}")
+        (status, label_now, counts_text, cant_tell, vote_count, top_count, is_gold, image_id, campaign_id,
+         decided_at, attribute, votes_required, max_votes, replay_id, already) = row  # fmt: skip
+        item = _item_partial(
+            id=item_id,
+            campaign_id=campaign_id,
+            image_id=image_id,
+            status=status,
+            label=label_now,
+            counts=json.loads(counts_text),
+            cant_tell=cant_tell,
+            vote_count=vote_count,
+            top_count=top_count,
+            decided_at=decided_at,
+            is_gold=is_gold,
+        )
+        # The campaign's rule columns came with the lock: item_state (gold masking) reads them without a query.
+        item.campaign = Campaign.from_db(
+            connection.alias,
+            ["id", "attribute", "votes_required", "max_votes"],
+            [campaign_id, attribute, votes_required, max_votes],
+        )
+        if replay_id is not None:
+            return _replay(Vote.objects.select_related("item__campaign").get(pk=replay_id), user=user)
+        allowed = {*choices_for(attribute), CANT_TELL}
+        if label not in allowed:
+            raise UnknownLabel(
+                f"{label!r} is not an answer to this campaign; expected one of {', '.join(sorted(allowed))}",
+                item=item,
+            )
+        if status != Item.Status.OPEN:
+            raise ItemClosed(f"this picture is already {status}; your answer was not counted", item=item)
+        if already:
+            raise AlreadyVoted("you already answered this picture", item=item)
+
+        now = at or timezone.now()
+        _apply(item, label, +1)
+        outcome = None
+        if not is_gold:  # gold items measure people and never close
+            outcome = consensus(
+                counts=item.counts, cant_tell=item.cant_tell, votes_required=votes_required, max_votes=max_votes
+            )
+            if outcome.state == DECIDED:
+                item.status, item.label, item.decided_at = Item.Status.DECIDED, outcome.label, now
+            elif outcome.state == CONFLICT:
+                item.status = Item.Status.CONFLICT
+        cursor.execute(
+            _PG_WRITE,
+            {
+                "item": item_id,
+                "user": user.pk,
+                "label": label,
+                "uuid": client_uuid,
+                "ms": ms_to_answer,
+                "now": now,
+                "counts": json.dumps(item.counts),
+                "cant_tell": item.cant_tell,
+                "vote_count": item.vote_count,
+                "top_count": item.top_count,
+                "status": item.status,
+                "label_out": item.label,
+                "decided_at": item.decided_at,
+            },
+        )
+        written = cursor.fetchone()
+    if written is None:
+        # The insert met a vote committed after our first statement's snapshot: the same UUID (a replay
+        # racing itself) or this user's other live vote on the item. Nothing was written.
+        replay = _replay_lookup(client_uuid=client_uuid, user=user)
+        if replay is not None:
+            return replay
+        raise AlreadyVoted("you already answered this picture", item=item)
+    if outcome is not None and outcome.state == DECIDED:
+        ground_truth_record(
+            # Only the key is needed to point at the picture; loading the Image row would cost a query.
+            image=Image(pk=image_id),
+            attribute=attribute,
+            value=outcome.label,
+            source=GroundTruth.Source.CONSENSUS,
+            reference=item_reference(item),
+            votes=outcome.total,
+            margin=outcome.margin,
+            at=now,
+        )
+    vote = Vote(
+        id=written[0],
+        item=item,
+        user_id=user.pk,
+        label=label,
+        client_uuid=client_uuid,
+        ms_to_answer=ms_to_answer,
+        created_at=now,
+        undone_at=None,
+    )
+    vote._state.adding = False
+    return VoteResult(vote=vote, created=True, item=item)
 
 
 def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) -> VoteResult:
@@ -136,13 +309,13 @@ def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) 
     )
     if item is None:
         # A replay whose item is gone still names its vote; anything else is a bad reference.
-        existing = Vote.objects.select_related("item").filter(client_uuid=client_uuid).first()
+        existing = Vote.objects.select_related("item__campaign").filter(client_uuid=client_uuid).first()
         if existing is not None:
             return _replay(existing, user=user)
         raise ItemNotFound(f"no item {item_id}")
     campaign = item.campaign
     if item.replay_id is not None:
-        return _replay(Vote.objects.select_related("item").get(pk=item.replay_id), user=user)
+        return _replay(Vote.objects.select_related("item__campaign").get(pk=item.replay_id), user=user)
     if label not in _allowed_labels(campaign):
         raise UnknownLabel(
             f"{label!r} is not an answer to this campaign; expected one of "

@@ -72,6 +72,8 @@ def label(request, pk: int):
                 "choices": choices,
                 "nextUrl": reverse("api-campaign-next", args=[campaign.pk]),
                 "votesUrl": reverse("api-votes"),
+                # DELETE here with the item id in place of 0 gives a skipped item's lease back.
+                "leaseUrl": reverse("api-item-lease", args=[0]),
                 "swipe": len(campaign.choices) == 2,
             },
         },

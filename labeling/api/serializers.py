@@ -73,12 +73,18 @@ class VoteInputSerializer(serializers.Serializer):
 
 
 def item_state(item: Item) -> dict:
-    """What anyone may know of an item. Gold items look like any open item."""
+    """What a labeler may know of an item. Gold items must look like any open item (``item.campaign`` is read
+    for them: callers load it with the item)."""
+    vote_count = item.vote_count
+    if item.is_gold:
+        # Gold stays open and collects every labeler's answer, so its real count soon passes anything a real
+        # open item can show; report it capped below what decides a real item, a count real items also have.
+        vote_count = min(vote_count, item.campaign.votes_required - 1)
     return {
         "id": item.pk,
         "status": item.status,
-        "label": item.label,
-        "vote_count": item.vote_count,
+        "label": "" if item.is_gold else item.label,
+        "vote_count": vote_count,
     }
 
 

@@ -12,4 +12,5 @@ urlpatterns = [
     path("votes/", views.VoteCreateView.as_view(), name="api-votes"),
     path("votes/<str:ref>/", views.VoteDetailView.as_view(), name="api-vote"),
     path("items/<int:pk>/", views.ItemDetailView.as_view(), name="api-item"),
+    path("items/<int:pk>/lease/", views.ItemLeaseView.as_view(), name="api-item-lease"),
 ]

@@ -20,7 +20,7 @@ from labeling.api.serializers import (
     choices_payload,
     item_state,
 )
-from labeling.assignment import items_next
+from labeling.assignment import items_next, lease_release
 from labeling.models import Campaign, Item
 from labeling.selectors import campaigns_with_progress
 
@@ -128,7 +128,18 @@ class ItemDetailView(APIView):
 
     @extend_schema(responses={200: ItemStateSerializer})
     def get(self, request, pk: int):
-        return Response(item_state(get_object_or_404(Item, pk=pk)))
+        return Response(item_state(get_object_or_404(Item.objects.select_related("campaign"), pk=pk)))
+
+
+class ItemLeaseView(APIView):
+    """Give back the caller's lease on an item (the phone's skip), so others may get it at once."""
+
+    permission_classes = [CanLabel]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk: int):
+        lease_release(user=request.user, item_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class IsLabelingAdmin(BasePermission):

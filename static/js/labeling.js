@@ -275,6 +275,10 @@
 
   function skip() {
     if (!current) return;
+    // Give the lease back so someone else can answer it now, not in ten minutes. Best effort: if it fails
+    // (offline), the lease simply expires; this page never asks for the item again (it is in "seen").
+    var leaseUrl = cfg.leaseUrl.replace("/0/", "/" + current.id + "/");
+    request("DELETE", leaseUrl).catch(function () {});
     advance();
   }
 

@@ -34,6 +34,20 @@ def _labeler():
     return user
 
 
+def _lease_gone(user, item_id: int, timeout: float = 10.0) -> bool:
+    """Wait for the page's background DELETE of a skipped item's lease to land."""
+    import time
+
+    from labeling.models import Lease
+
+    deadline = time.monotonic() + timeout
+    while Lease.objects.filter(user=user, item_id=item_id).exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _live_votes(user) -> dict[int, str]:
     from labeling.models import Vote
 
@@ -136,8 +150,9 @@ def test_desktop_keys_answer_skip_and_undo_and_swipe_answers_two_choice_campaign
     page.keyboard.press("1")  # "yes" (banner)
     wait_change(first)
     second = current()
-    page.keyboard.press("s")  # skip: no vote
+    page.keyboard.press("s")  # skip: no vote, and the lease goes back to the crowd
     wait_change(second)
+    assert _lease_gone(user, second)
     third = current()
     page.keyboard.press("0")  # can't tell
     wait_change(third)

@@ -178,8 +178,12 @@ def vehicles_filtered(*, advertiser: Advertiser, filters: Filters) -> QuerySet[V
     return vehicles.order_by("external_id", "id")
 
 
-def vehicle_rows(*, advertiser: Advertiser, vehicles: list[Vehicle]) -> list[VehicleRow]:
-    """Everything the review page and the sitemap API show for these vehicles, in 5 queries at most."""
+def vehicle_rows(*, advertiser: Advertiser, vehicles: list[Vehicle], staff: bool) -> list[VehicleRow]:
+    """Everything the review page and the sitemap API show for these vehicles, in 5 queries at most.
+
+    ``staff`` (reviewers, admins) may see other advertisers' names, fixes and URLs; an advertiser user sees
+    that another advertiser disagrees, never who or what, and no URL from another advertiser's sitemap.
+    """
     by_vehicle = {v.id: v for v in vehicles}
     images = list(
         VehicleImage.objects.filter(vehicle_id__in=by_vehicle, active=True)
@@ -189,7 +193,7 @@ def vehicle_rows(*, advertiser: Advertiser, vehicles: list[Vehicle]) -> list[Veh
     for vi in images:
         vi.vehicle = by_vehicle[vi.vehicle_id]  # no query per row
     values = sitemap_values(advertiser=advertiser, vehicle_images=images)
-    marks = _fix_marks(values=values, images=images)
+    marks = _fix_marks(advertiser=advertiser, values=values, images=images, staff=staff)
     conflicts = _conflicting_advertiser_fixes(advertiser=advertiser, values=values, images=images)
     rows: dict[int, list[ImageRow]] = defaultdict(list)
     for vi in images:
@@ -215,12 +219,17 @@ def vehicle_rows(*, advertiser: Advertiser, vehicles: list[Vehicle]) -> list[Veh
         ):
             row.flags.append("advertiser Placeholder fix with a colour")
         for attribute, other, value in conflicts.get(vi.id, []):
-            row.flags.append(f"{other} fixed the same picture's {attribute} as {value}")
+            if staff:
+                row.flags.append(f"{other} fixed the same picture's {attribute} as {value}")
+            else:
+                row.flags.append(f"another advertiser fixed the same picture's {attribute} differently")
         rows[vi.vehicle_id].append(row)
     return [VehicleRow(vehicle=v, images=rows.get(v.id, [])) for v in vehicles]
 
 
-def _fix_marks(*, values: dict[int, dict[str, Resolved]], images: list[VehicleImage]) -> dict[int, list[FixMark]]:
+def _fix_marks(
+    *, advertiser: Advertiser, values: dict[int, dict[str, Resolved]], images: list[VehicleImage], staff: bool
+) -> dict[int, list[FixMark]]:
     """Who fixed what and when, and whether the fix was made at another URL: one query.
 
     Every staff or advertiser fix is written by this app with its history row (ManualFix), which names the
@@ -245,10 +254,12 @@ def _fix_marks(*, values: dict[int, dict[str, Resolved]], images: list[VehicleIm
             if manual is not None:
                 author = manual.user or (manual.carried_from.user if manual.carried_from else None)
                 who = author.username if author else who
-                if manual.carried_from is not None:
-                    url = manual.carried_from.url
-                elif manual.url != vi.url:
-                    url = manual.url  # same bytes under a new URL: the fix followed the picture
+                # A staff fix made in another advertiser's sitemap carries that advertiser's URL: staff only.
+                if staff or manual.advertiser_id == advertiser.id:
+                    if manual.carried_from is not None:
+                        url = manual.carried_from.url
+                    elif manual.url != vi.url:
+                        url = manual.url  # same bytes under a new URL: the fix followed the picture
             marks[vi.id].append(
                 FixMark(
                     attribute=attribute,
@@ -313,11 +324,11 @@ def vehicles_by_ids(ids: list[int]) -> list[Vehicle]:
     return [found[i] for i in ids if i in found]
 
 
-def sitemap_page(*, advertiser: Advertiser, filters: Filters, page: int | str, size: int) -> SitemapPage:
+def sitemap_page(*, advertiser: Advertiser, filters: Filters, page: int | str, size: int, staff: bool) -> SitemapPage:
     """One page of the review page: ids + vehicles + pictures + values + fixes + flags + last scrape."""
     paginator = Paginator(vehicle_ids_filtered(advertiser=advertiser, filters=filters), size)
     current = paginator.get_page(page)
-    rows = vehicle_rows(advertiser=advertiser, vehicles=vehicles_by_ids(list(current.object_list)))
+    rows = vehicle_rows(advertiser=advertiser, vehicles=vehicles_by_ids(list(current.object_list)), staff=staff)
     scrape = Scrape.objects.filter(advertiser=advertiser).order_by("-created_at", "-id").first()
     return SitemapPage(page=current, rows=rows, scrape=scrape, failure_alert=scrape_failure_alert(scrape=scrape))
 

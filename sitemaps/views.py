@@ -57,8 +57,9 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         return _review_update(request, advertiser)
     filters = Filters.from_query(request.GET)
+    staff = is_staff_reviewer(request.user)
     data = sitemap_page(
-        advertiser=advertiser, filters=filters, page=request.GET.get("page", 1), size=_page_size(request)
+        advertiser=advertiser, filters=filters, page=request.GET.get("page", 1), size=_page_size(request), staff=staff
     )
     query = request.GET.copy()
     query.pop("page", None)
@@ -72,7 +73,7 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
             "query": query.urlencode(),
             "image_types": ImageType.values,
             "colors": Color.values,
-            "staff": is_staff_reviewer(request.user),
+            "staff": staff,
         },
     )
 

@@ -137,7 +137,9 @@ class SitemapView(APIView):
             request,
             view=self,
         )
-        rows = vehicle_rows(advertiser=advertiser, vehicles=vehicles_by_ids(list(ids)))
+        rows = vehicle_rows(
+            advertiser=advertiser, vehicles=vehicles_by_ids(list(ids)), staff=is_staff_reviewer(request.user)
+        )
         data = [
             {
                 "external_id": r.vehicle.external_id,

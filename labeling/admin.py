@@ -53,10 +53,15 @@ class VoteAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     search_fields = ["user__username"]
 
+    # Votes come and go only through the vote service, which keeps the item's tally and consensus in step
+    # under the item's lock; deleting a row here would leave the tally counting a vote that no longer exists.
     def has_add_permission(self, request):
-        return False  # votes come only through the vote service (locking, consensus)
+        return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

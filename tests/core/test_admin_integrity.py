@@ -1,0 +1,29 @@
+"""The admin cannot bypass the services that keep counted data consistent (votes and their item tallies)."""
+
+import uuid
+
+import pytest
+
+from classification.models import Image
+from labeling.models import Campaign, Item, Vote
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def vote(labeler):
+    image = Image.objects.create(sha256="a" * 64, width=64, height=48, format="JPEG", byte_size=1)
+    campaign = Campaign.objects.create(name="Types", attribute="image_type")
+    item = Item.objects.create(campaign=campaign, image=image, counts={"Dealer": 1}, vote_count=1, top_count=1)
+    return Vote.objects.create(item=item, user=labeler, label="Dealer", client_uuid=uuid.uuid4())
+
+
+def test_an_admin_cannot_delete_a_counted_vote_in_the_admin(client, admin_user, vote):
+    client.force_login(admin_user)
+    assert client.get(f"/admin/labeling/vote/{vote.pk}/delete/").status_code == 403
+    response = client.post(
+        "/admin/labeling/vote/", {"action": "delete_selected", "_selected_action": [vote.pk], "post": "yes"}
+    )
+    assert response.status_code in (200, 302)
+    assert Vote.objects.filter(pk=vote.pk).exists()
+    assert Item.objects.get(pk=vote.item_id).vote_count == 1

@@ -194,11 +194,15 @@ DEMO_PICTURE = re.compile(r"^(dealer|stock|placeholder)-([a-z]+)-(\d{1,6})\.jpg$
 @require_GET
 @cache_control(max_age=86400, public=True)
 def demo_picture(request: HttpRequest, name: str) -> HttpResponse:
-    """The demo's inventory pictures, generated deterministically so the demo needs no network."""
+    """The demo's inventory pictures, generated deterministically so the demo needs no network.
+
+    Only where the demo can fetch them, i.e. with loopback fetching on (never in production, check core.E001):
+    elsewhere this login-exempt view would let anyone make the server generate pictures for nothing.
+    """
     from sitemaps.demo import picture_bytes_for
 
     match = DEMO_PICTURE.match(name)
-    if not match:
+    if not settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK or not match:
         raise Http404("no such demo picture")
     kind, color, seed = match.groups()
     data = picture_bytes_for(kind=kind, color=color, seed=int(seed))

@@ -249,14 +249,9 @@ def _update(name: str, mutate: Callable[[dict | None], dict | None]) -> None:
         raise CacheUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
 
 
-def entry_refresh(*, image_id: int) -> None:
-    """Merge what the database holds for a picture into its entry (after classifying or reclassifying)."""
-    built = entries_build([image_id])[image_id]
-    _update(key(image_id), lambda current: entry_merge(current, built))
-
-
 def entries_refresh(*, image_ids: Iterable[int]) -> None:
-    """``entry_refresh`` for many pictures: one database read, one merge per picture."""
+    """Merge what the database holds for these pictures into their entries (after classifying or
+    reclassifying): one database read, one merge per picture."""
     built = entries_build(list(image_ids))
     for image_id, entry in built.items():
         _update(key(image_id), lambda current, entry=entry: entry_merge(current, entry))

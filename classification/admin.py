@@ -55,12 +55,16 @@ class ImageSourceAdmin(admin.ModelAdmin):
 
 @admin.register(GroundTruth)
 class GroundTruthAdmin(admin.ModelAdmin):
-    """Append-only: rows are created by services, never edited here."""
+    """Append-only: rows are created by services, never added or edited here (a fix added here would skip the
+    vocabulary check, the sitemap history and the cache push, so the cache and the pages would disagree)."""
 
     list_display = ("image", "attribute", "value", "source", "advertiser", "created_by", "created_at")
     list_filter = ("attribute", "source")
     search_fields = ("advertiser", "reference", "value")
     raw_id_fields = ("image", "created_by")
+
+    def has_add_permission(self, request):
+        return False
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -14,3 +14,9 @@ def test_admin_changelists_and_change_pages_render(client, admin_user, stock_red
     if model == "image":
         page = client.get(f"/admin/classification/image/{image.pk}/change/")
         assert page.status_code == 200 and b"https://cdn.example.com/a.jpg" in page.content
+
+
+@pytest.mark.django_db
+def test_ground_truth_cannot_be_added_in_the_admin(client, admin_user):
+    client.force_login(admin_user)
+    assert client.get("/admin/classification/groundtruth/add/").status_code == 403

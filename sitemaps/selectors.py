@@ -281,17 +281,11 @@ def _conflicting_advertiser_fixes(
     image_ids = {vi.image_id for vi in images if vi.image_id}
     if not image_ids:
         return {}
-    latest: dict[tuple[int, str, str], tuple] = {}
-    for gt in (
-        GroundTruth.objects.filter(source=GroundTruth.Source.ADVERTISER_FIX, image_id__in=image_ids)
-        .exclude(advertiser=advertiser.slug)
-        .only("id", "image_id", "attribute", "value", "advertiser", "created_at")
-    ):
-        key = (gt.image_id, gt.attribute, gt.advertiser)
-        if key not in latest or (gt.created_at, gt.id) > latest[key][:2]:
-            latest[key] = (gt.created_at, gt.id, gt.value)
+    latest = _latest_advertiser_fixes(
+        GroundTruth.objects.filter(image_id__in=image_ids).exclude(advertiser=advertiser.slug)
+    )
     by_image: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
-    for (image_id, attribute, other), (_at, _id, value) in latest.items():
+    for (image_id, attribute, other), value in latest.items():
         by_image[image_id].append((attribute, other, value))
     out: dict[int, list[tuple[str, str, str]]] = {}
     for vi in images:
@@ -303,6 +297,18 @@ def _conflicting_advertiser_fixes(
         if found:
             out[vi.id] = found
     return out
+
+
+def _latest_advertiser_fixes(rows: QuerySet[GroundTruth]) -> dict[tuple[int, str, str], str]:
+    """(image, attribute, advertiser) → the value of that advertiser's newest fix among ``rows`` (1 query)."""
+    latest: dict[tuple[int, str, str], tuple] = {}
+    for gt in rows.filter(source=GroundTruth.Source.ADVERTISER_FIX).only(
+        "id", "image_id", "attribute", "value", "advertiser", "created_at"
+    ):
+        key = (gt.image_id, gt.attribute, gt.advertiser)
+        if key not in latest or (gt.created_at, gt.id) > latest[key][:2]:
+            latest[key] = (gt.created_at, gt.id, gt.value)
+    return {key: value for key, (_at, _id, value) in latest.items()}
 
 
 @dataclass
@@ -460,15 +466,9 @@ def _conflicts_by_advertiser(*, advertisers: list[Advertiser]) -> dict[int, int]
         .filter(n__gte=2)
         .values("image_id")
     )
-    latest: dict[tuple[int, str, str], tuple] = {}
-    for gt in GroundTruth.objects.filter(source=GroundTruth.Source.ADVERTISER_FIX, image_id__in=shared).only(
-        "id", "image_id", "attribute", "advertiser", "value", "created_at"
-    ):
-        key = (gt.image_id, gt.attribute, gt.advertiser)
-        if key not in latest or (gt.created_at, gt.id) > latest[key][:2]:
-            latest[key] = (gt.created_at, gt.id, gt.value)
+    latest = _latest_advertiser_fixes(GroundTruth.objects.filter(image_id__in=shared))
     per_picture: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
-    for (image_id, attribute, slug), (_at, _id, value) in latest.items():
+    for (image_id, attribute, slug), value in latest.items():
         per_picture[(image_id, attribute)][slug] = value
     counts: dict[int, set[int]] = defaultdict(set)
     for (image_id, _attribute), by_slug in per_picture.items():

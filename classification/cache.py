@@ -135,7 +135,7 @@ def entries_get(*, image_ids: Iterable[int]) -> dict[int, dict]:
     return entries
 
 
-def _fix(slot: dict | None, source: str, attribute: str) -> Fix | None:
+def _fix(slot: dict | None, source: str) -> Fix | None:
     if not slot:
         return None
     return Fix(
@@ -158,8 +158,8 @@ def entry_values(entry: dict, *, advertiser: str | None, attributes: tuple[str, 
             attribute=attribute,
             ml_value=ml.get("value"),
             ml_score=ml.get("score"),
-            staff_fix=_fix(entry.get("staff", {}).get(attribute), GroundTruth.Source.STAFF_FIX, attribute),
-            advertiser_fix=_fix(adv.get(attribute), GroundTruth.Source.ADVERTISER_FIX, attribute),
+            staff_fix=_fix(entry.get("staff", {}).get(attribute), GroundTruth.Source.STAFF_FIX),
+            advertiser_fix=_fix(adv.get(attribute), GroundTruth.Source.ADVERTISER_FIX),
         )
     return resolved
 

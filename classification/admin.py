@@ -9,9 +9,13 @@ from classification.models_datasets import DatasetExport, Evaluation, ParameterS
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
+    """Status is read-only here: promotion (/models/) locks the backend's versions and re-classifies the
+    pictures an older version made, which flipping the field by hand would skip."""
+
     list_display = ("name", "backend", "status", "created_at", "promoted_at")
     list_filter = ("backend", "status")
     search_fields = ("name", "notes")
+    readonly_fields = ("status", "promoted_at")
 
 
 class PredictionInline(admin.TabularInline):

@@ -6,7 +6,8 @@ from django.db.models import Count, ExpressionWrapper, F, FloatField, Q
 from django.urls import reverse
 from django.utils.html import format_html
 
-from labeling.models import Campaign, Item, LabelerQuality, Vote
+from labeling.models import CANT_TELL, Campaign, Item, LabelerQuality, Vote
+from labeling.selectors import CLOSED
 
 
 @admin.register(Campaign)
@@ -91,12 +92,13 @@ class LabelerQualityAdmin(admin.ModelAdmin):
     fields = ["username"]
 
     def get_queryset(self, request):
+        # The definitions of labeling.selectors.labeler_quality, in SQL so the admin can sort and filter by them.
         live = Q(labeling_votes__undone_at__isnull=True)
         gold = live & Q(labeling_votes__item__is_gold=True)
         settled = (
             live
-            & Q(labeling_votes__item__is_gold=False, labeling_votes__item__status__in=["decided", "adjudicated"])
-            & ~Q(labeling_votes__label="cant_tell")
+            & Q(labeling_votes__item__is_gold=False, labeling_votes__item__status__in=CLOSED)
+            & ~Q(labeling_votes__label=CANT_TELL)
         )
         return (
             super()

@@ -5,6 +5,7 @@ from django.utils.html import format_html
 
 from classification.models import GroundTruth, Image, ImageSource, ModelVersion, Prediction
 from classification.models_datasets import DatasetExport, Evaluation, ParameterSearch
+from core.admin import ReadOnlyAdmin
 
 
 @admin.register(ModelVersion)
@@ -58,7 +59,7 @@ class ImageSourceAdmin(admin.ModelAdmin):
 
 
 @admin.register(GroundTruth)
-class GroundTruthAdmin(admin.ModelAdmin):
+class GroundTruthAdmin(ReadOnlyAdmin):
     """Append-only: rows are created by services, never added or edited here (a fix added here would skip the
     vocabulary check, the sitemap history and the cache push, so the cache and the pages would disagree)."""
 
@@ -66,15 +67,6 @@ class GroundTruthAdmin(admin.ModelAdmin):
     list_filter = ("attribute", "source")
     search_fields = ("advertiser", "reference", "value")
     raw_id_fields = ("image", "created_by")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class _JobAdmin(admin.ModelAdmin):

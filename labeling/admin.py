@@ -6,6 +6,7 @@ from django.db.models import Count, ExpressionWrapper, F, FloatField, Q
 from django.urls import reverse
 from django.utils.html import format_html
 
+from core.admin import ReadOnlyAdmin
 from labeling.models import CANT_TELL, Campaign, Item, LabelerQuality, Vote
 from labeling.selectors import CLOSED
 
@@ -48,22 +49,14 @@ class ItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(Vote)
-class VoteAdmin(admin.ModelAdmin):
+class VoteAdmin(ReadOnlyAdmin):
+    """Votes come and go only through the vote service, which keeps the item's tally and consensus in step
+    under the item's lock; a row deleted here would leave the tally counting a vote that no longer exists."""
+
     list_display = ["id", "item_id", "user", "label", "created_at", "undone_at", "ms_to_answer"]
     list_filter = ["item__campaign"]
     list_select_related = ["user"]
     search_fields = ["user__username"]
-
-    # Votes come and go only through the vote service, which keeps the item's tally and consensus in step
-    # under the item's lock; deleting a row here would leave the tally counting a vote that no longer exists.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class FlaggedFilter(admin.SimpleListFilter):
@@ -83,7 +76,7 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 
 @admin.register(LabelerQuality)
-class LabelerQualityAdmin(admin.ModelAdmin):
+class LabelerQualityAdmin(ReadOnlyAdmin):
     """Read-only: who labels how well. Flagged = enough gold answered and smoothed gold accuracy too low."""
 
     list_display = ["username", "votes", "gold", "gold_accuracy", "agreement", "flag"]
@@ -144,12 +137,3 @@ class LabelerQualityAdmin(admin.ModelAdmin):
     @admin.display(description="flag", boolean=True)
     def flag(self, obj):
         return obj.gold_answered >= settings.LABELING_FLAG_MIN_GOLD and obj.gold_smoothed < settings.LABELING_FLAG_BELOW
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -47,6 +47,14 @@ class ItemAdmin(admin.ModelAdmin):
     raw_id_fields = ["image"]
     readonly_fields = ["counts", "cant_tell", "vote_count", "top_count", "decided_at", "status", "label"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # An existing item's votes answered this campaign's question about this picture, as a real or a gold
+        # item: moving them to another campaign (other labels) or flipping gold would corrupt tally and scores.
+        # A gold item's answer may be corrected; a real item has none to give.
+        if obj is None:
+            return self.readonly_fields
+        return [*self.readonly_fields, "campaign", "image", "is_gold", *([] if obj.is_gold else ["gold_label"])]
+
 
 @admin.register(Vote)
 class VoteAdmin(ReadOnlyAdmin):

@@ -27,3 +27,23 @@ def test_an_admin_cannot_delete_a_counted_vote_in_the_admin(client, admin_user, 
     assert response.status_code in (200, 302)
     assert Vote.objects.filter(pk=vote.pk).exists()
     assert Item.objects.get(pk=vote.item_id).vote_count == 1
+
+
+def test_an_items_campaign_picture_and_gold_flag_cannot_change_in_the_admin(client, admin_user, vote):
+    item = vote.item
+    other = Campaign.objects.create(name="Colours", attribute="color")
+    client.force_login(admin_user)
+    response = client.post(
+        f"/admin/labeling/item/{item.pk}/change/",
+        {
+            "campaign": other.pk,
+            "image": item.image_id,
+            "is_gold": "on",
+            "gold_label": "Dealer",
+            "created_at_0": "2026-01-01",
+            "created_at_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert (item.campaign_id, item.is_gold, item.vote_count) == (vote.item.campaign_id, False, 1)

@@ -18,6 +18,10 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     readonly_fields = ["created_by", "created_at"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # The question is fixed once asked: its items' votes and gold answers are values of this attribute.
+        return self.readonly_fields if obj is None else [*self.readonly_fields, "attribute"]
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_items=Count("items"))
 

@@ -47,3 +47,16 @@ def test_an_items_campaign_picture_and_gold_flag_cannot_change_in_the_admin(clie
     assert response.status_code == 302
     item.refresh_from_db()
     assert (item.campaign_id, item.is_gold, item.vote_count) == (vote.item.campaign_id, False, 1)
+
+
+def test_a_campaigns_question_cannot_change_in_the_admin(client, admin_user, vote):
+    campaign = vote.item.campaign
+    client.force_login(admin_user)
+    response = client.post(
+        f"/admin/labeling/campaign/{campaign.pk}/change/",
+        {"name": campaign.name, "attribute": "color", "guidelines": "", "votes_required": 5, "max_votes": 9,
+         "gold_rate": 0.1, "active": "on"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.attribute == "image_type"

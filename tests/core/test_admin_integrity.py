@@ -1,4 +1,4 @@
-"""The admin cannot bypass the services that keep counted data consistent (votes and their item tallies)."""
+"""The admin cannot bypass the labeling services that keep votes, tallies and campaigns consistent."""
 
 import uuid
 

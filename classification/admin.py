@@ -5,13 +5,18 @@ from django.utils.html import format_html
 
 from classification.models import GroundTruth, Image, ImageSource, ModelVersion, Prediction
 from classification.models_datasets import DatasetExport, Evaluation, ParameterSearch
+from core.admin import ReadOnlyAdmin
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
+    """Status is read-only here: promotion (/models/) locks the backend's versions and re-classifies the
+    pictures an older version made, which flipping the field by hand would skip."""
+
     list_display = ("name", "backend", "status", "created_at", "promoted_at")
     list_filter = ("backend", "status")
     search_fields = ("name", "notes")
+    readonly_fields = ("status", "promoted_at")
 
 
 class PredictionInline(admin.TabularInline):
@@ -54,19 +59,14 @@ class ImageSourceAdmin(admin.ModelAdmin):
 
 
 @admin.register(GroundTruth)
-class GroundTruthAdmin(admin.ModelAdmin):
-    """Append-only: rows are created by services, never edited here."""
+class GroundTruthAdmin(ReadOnlyAdmin):
+    """Append-only: rows are created by services, never added or edited here (a fix added here would skip the
+    vocabulary check, the sitemap history and the cache push, so the cache and the pages would disagree)."""
 
     list_display = ("image", "attribute", "value", "source", "advertiser", "created_by", "created_at")
     list_filter = ("attribute", "source")
     search_fields = ("advertiser", "reference", "value")
     raw_id_fields = ("image", "created_by")
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class _JobAdmin(admin.ModelAdmin):

@@ -135,7 +135,7 @@ def entries_get(*, image_ids: Iterable[int]) -> dict[int, dict]:
     return entries
 
 
-def _fix(slot: dict | None, source: str, attribute: str) -> Fix | None:
+def _fix(slot: dict | None, source: str) -> Fix | None:
     if not slot:
         return None
     return Fix(
@@ -158,8 +158,8 @@ def entry_values(entry: dict, *, advertiser: str | None, attributes: tuple[str, 
             attribute=attribute,
             ml_value=ml.get("value"),
             ml_score=ml.get("score"),
-            staff_fix=_fix(entry.get("staff", {}).get(attribute), GroundTruth.Source.STAFF_FIX, attribute),
-            advertiser_fix=_fix(adv.get(attribute), GroundTruth.Source.ADVERTISER_FIX, attribute),
+            staff_fix=_fix(entry.get("staff", {}).get(attribute), GroundTruth.Source.STAFF_FIX),
+            advertiser_fix=_fix(adv.get(attribute), GroundTruth.Source.ADVERTISER_FIX),
         )
     return resolved
 
@@ -249,14 +249,9 @@ def _update(name: str, mutate: Callable[[dict | None], dict | None]) -> None:
         raise CacheUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
 
 
-def entry_refresh(*, image_id: int) -> None:
-    """Merge what the database holds for a picture into its entry (after classifying or reclassifying)."""
-    built = entries_build([image_id])[image_id]
-    _update(key(image_id), lambda current: entry_merge(current, built))
-
-
 def entries_refresh(*, image_ids: Iterable[int]) -> None:
-    """``entry_refresh`` for many pictures: one database read, one merge per picture."""
+    """Merge what the database holds for these pictures into their entries (after classifying or
+    reclassifying): one database read, one merge per picture."""
     built = entries_build(list(image_ids))
     for image_id, entry in built.items():
         _update(key(image_id), lambda current, entry=entry: entry_merge(current, entry))

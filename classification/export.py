@@ -46,7 +46,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Min, Q
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.http.response import HttpResponseBase
@@ -463,6 +463,20 @@ def _advertisers_of(image_ids: list[int]) -> dict[int, list[str]]:
     return collection.keys_for(image_ids)
 
 
+def job_claim(*, model: type[models.Model], pk: int, **reset) -> bool:
+    """Mark a queued, failed or abandoned job running (``reset`` clears more fields); False when taken.
+
+    A second delivery of the task while a worker is still on it does nothing, but one that comes after the
+    worker died (running for longer than any run may last, RUN_LEASE_SECONDS) takes over.
+    """
+    stale = timezone.now() - timedelta(seconds=RUN_LEASE_SECONDS)
+    claimable = Q(status__in=[JobStatus.QUEUED, JobStatus.FAILED]) | Q(status=JobStatus.RUNNING, started_at__lt=stale)
+    updated = model.objects.filter(claimable, pk=pk).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0, error="", **reset
+    )
+    return bool(updated)
+
+
 def export_run(*, export_id: int) -> DatasetExport:
     """Build an export's files into the default storage, recording progress, counts and the diff.
 
@@ -471,15 +485,7 @@ def export_run(*, export_id: int) -> DatasetExport:
     export = DatasetExport.objects.get(pk=export_id)
     if export.status == JobStatus.DONE:
         return export
-    # Claim it: a second delivery of the task while a worker is still on it does nothing, but one that
-    # comes after the worker died (running for longer than any run may last) takes over.
-    stale = timezone.now() - timedelta(seconds=RUN_LEASE_SECONDS)
-    claimed = (
-        DatasetExport.objects.filter(pk=export.pk)
-        .filter(Q(status__in=[JobStatus.QUEUED, JobStatus.FAILED]) | Q(status=JobStatus.RUNNING, started_at__lt=stale))
-        .update(status=JobStatus.RUNNING, started_at=timezone.now(), progress=0, error="", file="", manifest="")
-    )
-    if not claimed:
+    if not job_claim(model=DatasetExport, pk=export.pk, file="", manifest=""):
         logger.info("export %s is being built by another worker", export.pk)
         export.refresh_from_db()
         return export

@@ -8,15 +8,13 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from classification import evaluation
-from classification.export import RUN_LEASE_SECONDS
+from classification.export import job_claim
 from classification.models import Backend, DatasetExport, JobStatus, ModelVersion, ParameterSearch, Prediction
 from classification.vocabulary import Attribute
 
@@ -180,14 +178,7 @@ def search_run(*, search_id: int) -> ParameterSearch:
     search = ParameterSearch.objects.select_related("export").get(pk=search_id)
     if search.status == JobStatus.DONE:
         return search
-    # Claim it (a duplicate delivery while a worker is on it does nothing; after a dead worker, take over).
-    stale = timezone.now() - timedelta(seconds=RUN_LEASE_SECONDS)
-    claimed = (
-        ParameterSearch.objects.filter(pk=search.pk)
-        .filter(Q(status__in=[JobStatus.QUEUED, JobStatus.FAILED]) | Q(status=JobStatus.RUNNING, started_at__lt=stale))
-        .update(status=JobStatus.RUNNING, progress=0, error="", started_at=timezone.now())
-    )
-    if not claimed:
+    if not job_claim(model=ParameterSearch, pk=search.pk):
         return search
     # Candidates of an interrupted earlier run of this search (never promoted: still candidates) go.
     ModelVersion.objects.filter(

@@ -336,7 +336,6 @@ CELERY_TASK_ROUTES.update(
         "classification.urls_classify_chunk": {"queue": "fetch"},
         "classification.image_classify": {"queue": "classify"},
         "classification.image_reclassify": {"queue": "classify"},
-        "classification.cache_fix_push": {"queue": "default"},
     }
 )
 

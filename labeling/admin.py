@@ -6,7 +6,9 @@ from django.db.models import Count, ExpressionWrapper, F, FloatField, Q
 from django.urls import reverse
 from django.utils.html import format_html
 
-from labeling.models import Campaign, Item, LabelerQuality, Vote
+from core.admin import ReadOnlyAdmin
+from labeling.models import CANT_TELL, Campaign, Item, LabelerQuality, Vote
+from labeling.selectors import CLOSED
 
 
 @admin.register(Campaign)
@@ -15,6 +17,10 @@ class CampaignAdmin(admin.ModelAdmin):
     list_filter = ["active", "attribute"]
     search_fields = ["name"]
     readonly_fields = ["created_by", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The question is fixed once asked: its items' votes and gold answers are values of this attribute.
+        return self.readonly_fields if obj is None else [*self.readonly_fields, "attribute"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_items=Count("items"))
@@ -45,19 +51,24 @@ class ItemAdmin(admin.ModelAdmin):
     raw_id_fields = ["image"]
     readonly_fields = ["counts", "cant_tell", "vote_count", "top_count", "decided_at", "status", "label"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # An existing item's votes answered this campaign's question about this picture, as a real or a gold
+        # item: moving them to another campaign (other labels) or flipping gold would corrupt tally and scores.
+        # A gold item's answer may be corrected; a real item has none to give.
+        if obj is None:
+            return self.readonly_fields
+        return [*self.readonly_fields, "campaign", "image", "is_gold", *([] if obj.is_gold else ["gold_label"])]
+
 
 @admin.register(Vote)
-class VoteAdmin(admin.ModelAdmin):
+class VoteAdmin(ReadOnlyAdmin):
+    """Votes come and go only through the vote service, which keeps the item's tally and consensus in step
+    under the item's lock; a row deleted here would leave the tally counting a vote that no longer exists."""
+
     list_display = ["id", "item_id", "user", "label", "created_at", "undone_at", "ms_to_answer"]
     list_filter = ["item__campaign"]
     list_select_related = ["user"]
     search_fields = ["user__username"]
-
-    def has_add_permission(self, request):
-        return False  # votes come only through the vote service (locking, consensus)
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class FlaggedFilter(admin.SimpleListFilter):
@@ -77,7 +88,7 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 
 @admin.register(LabelerQuality)
-class LabelerQualityAdmin(admin.ModelAdmin):
+class LabelerQualityAdmin(ReadOnlyAdmin):
     """Read-only: who labels how well. Flagged = enough gold answered and smoothed gold accuracy too low."""
 
     list_display = ["username", "votes", "gold", "gold_accuracy", "agreement", "flag"]
@@ -86,12 +97,13 @@ class LabelerQualityAdmin(admin.ModelAdmin):
     fields = ["username"]
 
     def get_queryset(self, request):
+        # The definitions of labeling.selectors.labeler_quality, in SQL so the admin can sort and filter by them.
         live = Q(labeling_votes__undone_at__isnull=True)
         gold = live & Q(labeling_votes__item__is_gold=True)
         settled = (
             live
-            & Q(labeling_votes__item__is_gold=False, labeling_votes__item__status__in=["decided", "adjudicated"])
-            & ~Q(labeling_votes__label="cant_tell")
+            & Q(labeling_votes__item__is_gold=False, labeling_votes__item__status__in=CLOSED)
+            & ~Q(labeling_votes__label=CANT_TELL)
         )
         return (
             super()
@@ -137,12 +149,3 @@ class LabelerQualityAdmin(admin.ModelAdmin):
     @admin.display(description="flag", boolean=True)
     def flag(self, obj):
         return obj.gold_answered >= settings.LABELING_FLAG_MIN_GOLD and obj.gold_smoothed < settings.LABELING_FLAG_BELOW
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin
 from sitemaps.models import Advertiser, FixOutbox, ManualFix, Scrape
 
 
@@ -17,17 +18,6 @@ class ScrapeAdmin(admin.ModelAdmin):
     list_display = ("id", "advertiser", "kind", "status", "total", "done", "from_cache", "failed", "created_at")
     list_filter = ("status", "kind")
     readonly_fields = [f.name for f in Scrape._meta.fields]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ManualFix)

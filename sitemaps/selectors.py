@@ -178,8 +178,12 @@ def vehicles_filtered(*, advertiser: Advertiser, filters: Filters) -> QuerySet[V
     return vehicles.order_by("external_id", "id")
 
 
-def vehicle_rows(*, advertiser: Advertiser, vehicles: list[Vehicle]) -> list[VehicleRow]:
-    """Everything the review page and the sitemap API show for these vehicles, in 5 queries at most."""
+def vehicle_rows(*, advertiser: Advertiser, vehicles: list[Vehicle], staff: bool) -> list[VehicleRow]:
+    """Everything the review page and the sitemap API show for these vehicles, in 5 queries at most.
+
+    ``staff`` (reviewers, admins) may see other advertisers' names, fixes and URLs; an advertiser user sees
+    that another advertiser disagrees, never who or what, and no URL from another advertiser's sitemap.
+    """
     by_vehicle = {v.id: v for v in vehicles}
     images = list(
         VehicleImage.objects.filter(vehicle_id__in=by_vehicle, active=True)
@@ -189,7 +193,7 @@ def vehicle_rows(*, advertiser: Advertiser, vehicles: list[Vehicle]) -> list[Veh
     for vi in images:
         vi.vehicle = by_vehicle[vi.vehicle_id]  # no query per row
     values = sitemap_values(advertiser=advertiser, vehicle_images=images)
-    marks = _fix_marks(values=values, images=images)
+    marks = _fix_marks(advertiser=advertiser, values=values, images=images, staff=staff)
     conflicts = _conflicting_advertiser_fixes(advertiser=advertiser, values=values, images=images)
     rows: dict[int, list[ImageRow]] = defaultdict(list)
     for vi in images:
@@ -215,12 +219,17 @@ def vehicle_rows(*, advertiser: Advertiser, vehicles: list[Vehicle]) -> list[Veh
         ):
             row.flags.append("advertiser Placeholder fix with a colour")
         for attribute, other, value in conflicts.get(vi.id, []):
-            row.flags.append(f"{other} fixed the same picture's {attribute} as {value}")
+            if staff:
+                row.flags.append(f"{other} fixed the same picture's {attribute} as {value}")
+            else:
+                row.flags.append(f"another advertiser fixed the same picture's {attribute} differently")
         rows[vi.vehicle_id].append(row)
     return [VehicleRow(vehicle=v, images=rows.get(v.id, [])) for v in vehicles]
 
 
-def _fix_marks(*, values: dict[int, dict[str, Resolved]], images: list[VehicleImage]) -> dict[int, list[FixMark]]:
+def _fix_marks(
+    *, advertiser: Advertiser, values: dict[int, dict[str, Resolved]], images: list[VehicleImage], staff: bool
+) -> dict[int, list[FixMark]]:
     """Who fixed what and when, and whether the fix was made at another URL: one query.
 
     Every staff or advertiser fix is written by this app with its history row (ManualFix), which names the
@@ -245,10 +254,12 @@ def _fix_marks(*, values: dict[int, dict[str, Resolved]], images: list[VehicleIm
             if manual is not None:
                 author = manual.user or (manual.carried_from.user if manual.carried_from else None)
                 who = author.username if author else who
-                if manual.carried_from is not None:
-                    url = manual.carried_from.url
-                elif manual.url != vi.url:
-                    url = manual.url  # same bytes under a new URL: the fix followed the picture
+                # A staff fix made in another advertiser's sitemap carries that advertiser's URL: staff only.
+                if staff or manual.advertiser_id == advertiser.id:
+                    if manual.carried_from is not None:
+                        url = manual.carried_from.url
+                    elif manual.url != vi.url:
+                        url = manual.url  # same bytes under a new URL: the fix followed the picture
             marks[vi.id].append(
                 FixMark(
                     attribute=attribute,
@@ -270,17 +281,11 @@ def _conflicting_advertiser_fixes(
     image_ids = {vi.image_id for vi in images if vi.image_id}
     if not image_ids:
         return {}
-    latest: dict[tuple[int, str, str], tuple] = {}
-    for gt in (
-        GroundTruth.objects.filter(source=GroundTruth.Source.ADVERTISER_FIX, image_id__in=image_ids)
-        .exclude(advertiser=advertiser.slug)
-        .only("id", "image_id", "attribute", "value", "advertiser", "created_at")
-    ):
-        key = (gt.image_id, gt.attribute, gt.advertiser)
-        if key not in latest or (gt.created_at, gt.id) > latest[key][:2]:
-            latest[key] = (gt.created_at, gt.id, gt.value)
+    latest = _latest_advertiser_fixes(
+        GroundTruth.objects.filter(image_id__in=image_ids).exclude(advertiser=advertiser.slug)
+    )
     by_image: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
-    for (image_id, attribute, other), (_at, _id, value) in latest.items():
+    for (image_id, attribute, other), value in latest.items():
         by_image[image_id].append((attribute, other, value))
     out: dict[int, list[tuple[str, str, str]]] = {}
     for vi in images:
@@ -292,6 +297,18 @@ def _conflicting_advertiser_fixes(
         if found:
             out[vi.id] = found
     return out
+
+
+def _latest_advertiser_fixes(rows: QuerySet[GroundTruth]) -> dict[tuple[int, str, str], str]:
+    """(image, attribute, advertiser) → the value of that advertiser's newest fix among ``rows`` (1 query)."""
+    latest: dict[tuple[int, str, str], tuple] = {}
+    for gt in rows.filter(source=GroundTruth.Source.ADVERTISER_FIX).only(
+        "id", "image_id", "attribute", "value", "advertiser", "created_at"
+    ):
+        key = (gt.image_id, gt.attribute, gt.advertiser)
+        if key not in latest or (gt.created_at, gt.id) > latest[key][:2]:
+            latest[key] = (gt.created_at, gt.id, gt.value)
+    return {key: value for key, (_at, _id, value) in latest.items()}
 
 
 @dataclass
@@ -313,11 +330,11 @@ def vehicles_by_ids(ids: list[int]) -> list[Vehicle]:
     return [found[i] for i in ids if i in found]
 
 
-def sitemap_page(*, advertiser: Advertiser, filters: Filters, page: int | str, size: int) -> SitemapPage:
+def sitemap_page(*, advertiser: Advertiser, filters: Filters, page: int | str, size: int, staff: bool) -> SitemapPage:
     """One page of the review page: ids + vehicles + pictures + values + fixes + flags + last scrape."""
     paginator = Paginator(vehicle_ids_filtered(advertiser=advertiser, filters=filters), size)
     current = paginator.get_page(page)
-    rows = vehicle_rows(advertiser=advertiser, vehicles=vehicles_by_ids(list(current.object_list)))
+    rows = vehicle_rows(advertiser=advertiser, vehicles=vehicles_by_ids(list(current.object_list)), staff=staff)
     scrape = Scrape.objects.filter(advertiser=advertiser).order_by("-created_at", "-id").first()
     return SitemapPage(page=current, rows=rows, scrape=scrape, failure_alert=scrape_failure_alert(scrape=scrape))
 
@@ -449,15 +466,9 @@ def _conflicts_by_advertiser(*, advertisers: list[Advertiser]) -> dict[int, int]
         .filter(n__gte=2)
         .values("image_id")
     )
-    latest: dict[tuple[int, str, str], tuple] = {}
-    for gt in GroundTruth.objects.filter(source=GroundTruth.Source.ADVERTISER_FIX, image_id__in=shared).only(
-        "id", "image_id", "attribute", "advertiser", "value", "created_at"
-    ):
-        key = (gt.image_id, gt.attribute, gt.advertiser)
-        if key not in latest or (gt.created_at, gt.id) > latest[key][:2]:
-            latest[key] = (gt.created_at, gt.id, gt.value)
+    latest = _latest_advertiser_fixes(GroundTruth.objects.filter(image_id__in=shared))
     per_picture: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
-    for (image_id, attribute, slug), (_at, _id, value) in latest.items():
+    for (image_id, attribute, slug), value in latest.items():
         per_picture[(image_id, attribute)][slug] = value
     counts: dict[int, set[int]] = defaultdict(set)
     for (image_id, _attribute), by_slug in per_picture.items():

@@ -57,8 +57,9 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         return _review_update(request, advertiser)
     filters = Filters.from_query(request.GET)
+    staff = is_staff_reviewer(request.user)
     data = sitemap_page(
-        advertiser=advertiser, filters=filters, page=request.GET.get("page", 1), size=_page_size(request)
+        advertiser=advertiser, filters=filters, page=request.GET.get("page", 1), size=_page_size(request), staff=staff
     )
     query = request.GET.copy()
     query.pop("page", None)
@@ -72,7 +73,7 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
             "query": query.urlencode(),
             "image_types": ImageType.values,
             "colors": Color.values,
-            "staff": is_staff_reviewer(request.user),
+            "staff": staff,
         },
     )
 
@@ -193,11 +194,15 @@ DEMO_PICTURE = re.compile(r"^(dealer|stock|placeholder)-([a-z]+)-(\d{1,6})\.jpg$
 @require_GET
 @cache_control(max_age=86400, public=True)
 def demo_picture(request: HttpRequest, name: str) -> HttpResponse:
-    """The demo's inventory pictures, generated deterministically so the demo needs no network."""
+    """The demo's inventory pictures, generated deterministically so the demo needs no network.
+
+    Only where the demo can fetch them, i.e. with loopback fetching on (never in production, check core.E001):
+    elsewhere this login-exempt view would let anyone make the server generate pictures for nothing.
+    """
     from sitemaps.demo import picture_bytes_for
 
     match = DEMO_PICTURE.match(name)
-    if not match:
+    if not settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK or not match:
         raise Http404("no such demo picture")
     kind, color, seed = match.groups()
     data = picture_bytes_for(kind=kind, color=color, seed=int(seed))

@@ -12,7 +12,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from classification import cache, services
+from classification import services
 from classification.classifiers import ClassifierError
 
 MAX_RETRIES = 5
@@ -93,22 +93,6 @@ def image_reclassify(self, image_id: int, model_version_id: int | None = None) -
         if exc.transient:
             raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
         raise
-
-
-@shared_task(
-    name="classification.cache_fix_push",
-    bind=True,
-    ignore_result=True,
-    max_retries=8,
-    soft_time_limit=30,
-    time_limit=45,
-)
-def cache_fix_push(self, ground_truth_id: int) -> None:
-    """Push one fix into the cache; retried while the cache is unavailable."""
-    try:
-        cache.fix_push(ground_truth_id=ground_truth_id)
-    except cache.CacheUnavailable as exc:
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
 
 
 def urls_enqueue(*, urls: list[str]) -> None:

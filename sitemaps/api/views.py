@@ -55,15 +55,16 @@ class ScrapeCreateView(APIView):
     def post(self, request, slug: str):
         if not may_use_sitemaps(request.user):
             raise Http404("no sitemap")
-        if is_staff_reviewer(request.user):
-            # The scraper (a staff token) creates the advertiser with its first inventory.
-            advertiser = advertiser_ensure(slug=slug, name=str(request.data.get("name", ""))[:200])
-        else:
-            advertiser = advertiser_get_visible(user=request.user, slug=slug)
+        staff = is_staff_reviewer(request.user)
+        # An advertiser user learns nothing about another advertiser's slug, not even from a 400.
+        advertiser = None if staff else advertiser_get_visible(user=request.user, slug=slug)
         try:
             vehicles = inventory_parse(payload=request.data)
         except InventoryInvalid as exc:
             return error_response(status_code=400, code="invalid", message=str(exc), vehicles=exc.errors)
+        if advertiser is None:
+            # The scraper (a staff token) creates the advertiser with its first valid inventory.
+            advertiser = advertiser_ensure(slug=slug, name=str(request.data.get("name", ""))[:200])
         scrape = scrape_ingest(advertiser=advertiser, vehicles=vehicles, user=request.user)
         return Response(scrape_data(scrape, request), status=status.HTTP_202_ACCEPTED)
 
@@ -137,7 +138,9 @@ class SitemapView(APIView):
             request,
             view=self,
         )
-        rows = vehicle_rows(advertiser=advertiser, vehicles=vehicles_by_ids(list(ids)))
+        rows = vehicle_rows(
+            advertiser=advertiser, vehicles=vehicles_by_ids(list(ids)), staff=is_staff_reviewer(request.user)
+        )
         data = [
             {
                 "external_id": r.vehicle.external_id,

@@ -130,25 +130,3 @@ def test_classify_task_is_idempotent(stock_red_jpeg, classifier_runs):
     assert tasks.image_classify.apply(args=(image.pk,)).result is True
     assert tasks.image_classify.apply(args=(image.pk,)).result is False
     assert len(classifier_runs) == 1
-
-
-@pytest.mark.django_db
-def test_fix_push_task_retries_while_the_cache_is_unavailable(stock_red_jpeg, monkeypatch):
-    from classification import cache
-
-    monkeypatch.setattr(tasks, "backoff", lambda retries: 0)
-    image = services.image_from_bytes(data=stock_red_jpeg)
-    gt = services.fix_record(image=image, attribute="color", value="Blue", user=None, advertiser="", staff=True)
-    outcomes = iter([cache.CacheUnavailable("down"), cache.CacheUnavailable("down"), None])
-    real = cache.fix_push
-
-    def flaky_push(*, ground_truth_id):
-        failure = next(outcomes)
-        if failure:
-            raise failure
-        real(ground_truth_id=ground_truth_id)
-
-    monkeypatch.setattr(cache, "fix_push", flaky_push)
-    assert run_like_a_worker(tasks.cache_fix_push, gt.pk).successful()
-    entry = cache.entries_get(image_ids=[image.pk])[image.pk]
-    assert cache.entry_values(entry, advertiser=None)["color"].value == "Blue"

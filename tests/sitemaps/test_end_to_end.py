@@ -9,13 +9,19 @@ from sitemaps.ingest import advertiser_ensure, inventory_parse, scrape_ingest
 from sitemaps.models import Scrape, VehicleImage
 
 
-def test_demo_picture_view_serves_deterministic_jpegs_without_login(client, db):
+def test_demo_picture_view_serves_deterministic_jpegs_without_login(client, db, settings):
+    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True  # the demo's setup
     response = client.get("/sitemaps/demo-pictures/dealer-red-3.jpg")
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
     assert response.content == picture_bytes_for(kind="dealer", color="red", seed=3)
     assert response.content[:2] == b"\xff\xd8"
     assert client.get("/sitemaps/demo-pictures/truck-red-3.jpg").status_code == 404
     assert client.get("/sitemaps/demo-pictures/dealer-mauve-3.jpg").status_code == 404
+
+
+def test_demo_pictures_do_not_exist_outside_the_demo(client, db, settings):
+    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = False  # production: nobody fetches them
+    assert client.get("/sitemaps/demo-pictures/dealer-red-3.jpg").status_code == 404
 
 
 @pytest.mark.django_db(transaction=True)

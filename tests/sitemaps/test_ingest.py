@@ -70,6 +70,14 @@ def test_invalid_inventory_is_a_400_saying_which_vehicle_and_why(api_as, reviewe
     assert reason in error["message"]
     assert error["vehicles"][0]["index"] == 1
     assert not Scrape.objects.exists()
+    assert not Advertiser.objects.filter(slug="acme").exists()  # a refused inventory creates no advertiser
+
+
+def test_an_inventory_that_is_not_an_object_is_a_400_not_a_500(api_as, reviewer):
+    response = api_as(reviewer).post("/api/v1/advertisers/acme/scrapes/", [1, 2], format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+    assert not Advertiser.objects.exists()
 
 
 def test_scraped_colour_is_normalised(api_as, reviewer):

@@ -111,3 +111,32 @@ def test_fix_history_api_without_advertiser_lists_only_visible_fixes(api_as, rev
 
 def test_anonymous_api_is_refused(api_client, world):
     assert api_client.get("/api/v1/advertisers/acme/sitemap/").status_code in (401, 403)
+
+
+def test_an_advertiser_user_never_sees_another_advertisers_name_fix_or_url(
+    client, member, rival_member, reviewer, advertiser, other_advertiser, make_picture
+):
+    from sitemaps.fixes import FixChange, fixes_apply
+    from tests.sitemaps.factories import VehicleImageFactory
+
+    mine = make_picture(advertiser=advertiser, image_type="Dealer", color="Red", url="https://acme.example.com/a.jpg")
+    theirs = VehicleImageFactory(
+        vehicle=VehicleFactory(advertiser=other_advertiser), image=mine.image, url="https://secret.rival.example/a.jpg"
+    )
+    # The rival disagrees with acme's own fix; a reviewer fixes the colour from the rival's sitemap.
+    fixes_apply(user=member, advertiser=advertiser, changes=[FixChange(mine.id, "image_type", "Stock")])
+    fixes_apply(
+        user=rival_member, advertiser=other_advertiser, changes=[FixChange(theirs.id, "image_type", "Placeholder")]
+    )
+    fixes_apply(user=reviewer, advertiser=other_advertiser, changes=[FixChange(theirs.id, "color", "Blue")])
+
+    client.force_login(member)
+    html = client.get(f"/sitemaps/{advertiser.slug}/").content.decode()
+    assert "another advertiser fixed the same picture&#x27;s image_type differently" in html
+    assert "rival" not in html.lower() and "secret.rival.example" not in html
+    assert "color → Blue" in html  # the staff fix itself is global and shown
+
+    client.force_login(reviewer)
+    staff_html = client.get(f"/sitemaps/{advertiser.slug}/").content.decode()
+    assert "rival fixed the same picture&#x27;s image_type as Placeholder" in staff_html
+    assert 'href="https://secret.rival.example/a.jpg"' in staff_html

@@ -49,12 +49,17 @@ def label(request, pk: int):
     _require(request, has_role(request.user, *LABELING_ROLES))
     campaign = get_object_or_404(Campaign, pk=pk, active=True)
     choices = choices_payload(campaign)
-    # Example pictures for the guidelines: a few gold items per answer (their answers are known), one query.
+    # Example pictures for the guidelines: a few items per answer whose label the crowd (or an adjudicator)
+    # settled, one query. Never gold items: showing their answers would let labelers score on gold by memory.
     names = dict(campaign.choice_labels())
     per_label: dict[str, list[str]] = {}
-    golds = Item.objects.filter(campaign=campaign, is_gold=True).select_related("image").order_by("id")
-    for item in golds[:GUIDELINE_EXAMPLES_SCAN]:
-        urls = per_label.setdefault(item.gold_label, [])
+    settled = (
+        Item.objects.filter(campaign=campaign, is_gold=False, status__in=[Item.Status.DECIDED, Item.Status.ADJUDICATED])
+        .select_related("image")
+        .order_by("id")
+    )
+    for item in settled[:GUIDELINE_EXAMPLES_SCAN]:
+        urls = per_label.setdefault(item.label, [])
         if item.image.thumbnail and len(urls) < GUIDELINE_EXAMPLES_PER_LABEL:
             urls.append(item.image.thumbnail.url)
     examples = [(names[value], url) for value in names for url in per_label.get(value, [])]

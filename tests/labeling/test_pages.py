@@ -41,15 +41,19 @@ def test_labeling_screen_has_a_button_per_choice_and_cant_tell_with_names(client
 
 
 @pytest.mark.django_db
-def test_guidelines_show_a_few_gold_pictures_per_answer_as_examples(client, labeler, django_assert_max_num_queries):
+def test_guidelines_show_settled_pictures_per_answer_and_never_gold(client, labeler, django_assert_max_num_queries):
     campaign = CampaignFactory()
     for _ in range(3):
-        ItemFactory(campaign=campaign, is_gold=True, gold_label="Stock")
-    ItemFactory(campaign=campaign, is_gold=True, gold_label="Dealer")
+        ItemFactory(campaign=campaign, status="decided", label="Stock")
+    ItemFactory(campaign=campaign, status="adjudicated", label="Dealer")
+    ItemFactory(campaign=campaign, status="open")
+    gold = ItemFactory(campaign=campaign, is_gold=True, gold_label="Placeholder")
     client.force_login(labeler)
     with django_assert_max_num_queries(8):
         html = client.get(f"/label/{campaign.pk}/").content.decode()
     assert html.count('alt="Example: Stock') == 2 and html.count('alt="Example: Dealer') == 1
+    assert 'alt="Example: Placeholder' not in html
+    assert gold.image.thumbnail.url not in html
 
 
 @pytest.mark.django_db

@@ -148,6 +148,12 @@ def _date_param(value: str | None) -> date | None:
         return None
 
 
+def _spreadsheet_safe(text: str) -> str:
+    """Advertisers post their own external ids and URLs; a cell a spreadsheet would run as a formula is
+    prefixed with an apostrophe (OWASP's CSV-injection advice), every other cell is left as given."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _history_csv(fixes, slug: str) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{slug}-fixes.csv"'
@@ -173,9 +179,9 @@ def _history_csv(fixes, slug: str) -> HttpResponse:
             [
                 fix.created_at.isoformat(),
                 fix.advertiser.slug,
-                vehicle_image.vehicle.external_id,
+                _spreadsheet_safe(vehicle_image.vehicle.external_id),
                 vehicle_image.position,
-                fix.url,
+                _spreadsheet_safe(fix.url),
                 fix.attribute,
                 fix.old_value,
                 fix.new_value,

@@ -1,6 +1,9 @@
 """The sitemap read API and the fixes API: exact shapes, effective values with their sources, the hero image,
 filters, and bounded query counts."""
 
+import csv
+import io
+
 import pytest
 
 from sitemaps.models import ManualFix
@@ -144,3 +147,16 @@ def test_history_page_and_csv(client, reviewer, api_as, advertiser, make_picture
     lines = response.content.decode().strip().splitlines()
     assert lines[0].startswith("when,advertiser,external_id")
     assert len(lines) == 3 and all(",acme,H1," in line for line in lines[1:])
+
+
+def test_history_csv_defuses_spreadsheet_formulas_an_advertiser_planted(
+    client, reviewer, api_as, advertiser, make_picture
+):
+    vi = make_picture(
+        VehicleFactory(advertiser=advertiser, external_id='=HYPERLINK("http://evil")'), image_type="Dealer"
+    )
+    api_as(reviewer).post("/api/v1/fixes/", {"vehicle_image": vi.id, "image_type": "Stock"}, format="json")
+    client.force_login(reviewer)
+    body = client.get(f"/sitemaps/{advertiser.slug}/history/", {"format": "csv"}).content.decode()
+    row = next(csv.reader(io.StringIO(body.splitlines()[1])))
+    assert row[2] == '\'=HYPERLINK("http://evil")'

@@ -35,3 +35,15 @@ def test_worker_check_passes_when_a_worker_answers_the_ping(settings):
     # Eager mode stands in for a worker here; the real round trip is in test_celery_round_trip.
     report = health.health_report(include_worker=True)
     assert report["checks"]["worker"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_worker_check_reuses_a_recent_answer_so_public_callers_cannot_queue_a_ping_each(monkeypatch):
+    sent = []
+    monkeypatch.setattr(
+        "core.tasks.ping.delay", lambda **kwargs: sent.append(kwargs) or cache.set(f"ping:{kwargs['token']}", "pong")
+    )
+    first = health.health_report(include_worker=True)
+    second = health.health_report(include_worker=True)
+    assert first["checks"]["worker"]["ok"] and second["checks"]["worker"] == first["checks"]["worker"]
+    assert len(sent) == 1

@@ -20,7 +20,12 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The question is fixed once asked: its items' votes and gold answers are values of this attribute.
-        return self.readonly_fields if obj is None else [*self.readonly_fields, "attribute"]
+        # The rule is fixed once anyone answered: decisions already taken were taken under it, and an open
+        # item could otherwise hold more votes than a lowered max_votes allows.
+        if obj is None:
+            return self.readonly_fields
+        rule = ["votes_required", "max_votes"] if Vote.objects.filter(item__campaign=obj).exists() else []
+        return [*self.readonly_fields, "attribute", *rule]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_items=Count("items"))

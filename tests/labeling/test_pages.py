@@ -220,3 +220,20 @@ def test_labeling_screen_sets_the_csrf_cookie_its_script_needs(client, labeler, 
     client.force_login(labeler)
     response = client.get(f"/label/{campaign.pk}/")
     assert "csrftoken" in response.cookies
+
+
+@pytest.mark.django_db
+def test_admin_fixes_the_consensus_rule_once_anyone_voted(admin_user, labeler, rf):
+    from django.contrib.admin.sites import site
+
+    from labeling.models import Campaign
+
+    model_admin = site._registry[Campaign]
+    request = rf.get("/admin/")
+    request.user = admin_user
+    campaign = CampaignFactory()
+    item = ItemFactory(campaign=campaign)
+    assert "max_votes" not in model_admin.get_readonly_fields(request, campaign)
+    give(labeler, item, "Dealer")
+    readonly = model_admin.get_readonly_fields(request, campaign)
+    assert {"attribute", "votes_required", "max_votes"} <= set(readonly)

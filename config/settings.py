@@ -304,14 +304,18 @@ CELERY_TASK_ROUTES.update(
         "sitemaps.tasks.scrape_chunk_classify": {"queue": "fetch"},
         "sitemaps.tasks.fix_deliver": {"queue": "default"},
         "sitemaps.tasks.fixes_undelivered_resend": {"queue": "default"},
+        "sitemaps.tasks.scrapes_stalled_resume": {"queue": "default"},
     }
 )
+# A classification run that counted nothing for this long is resumed (its pending pictures re-dispatched).
+SPOTCHECK_SITEMAP_STALLED_SECONDS = env_int("SPOTCHECK_SITEMAP_STALLED_SECONDS", 600)
 CELERY_BEAT_SCHEDULE.update(
     {
         "sitemaps-fix-outbox-sweep": {
             "task": "sitemaps.tasks.fixes_undelivered_resend",
             "schedule": SPOTCHECK_SITEMAP_SWEEP_SECONDS,
-        }
+        },
+        "sitemaps-stalled-runs-sweep": {"task": "sitemaps.tasks.scrapes_stalled_resume", "schedule": 120.0},
     }
 )
 

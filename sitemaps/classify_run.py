@@ -6,6 +6,7 @@ Counting is idempotent: a picture is counted only by the statement that moves it
 
 import logging
 from collections import defaultdict
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -29,9 +30,11 @@ TRANSIENT_ERRORS = frozenset({FetchError.CONNECTION, FetchError.TIMEOUT, FetchEr
 def scrape_chunks(*, scrape_id: int) -> list[list[int]]:
     """Mark the scrape running and return the ids of its pending pictures in chunks (empty: it is finished)."""
     size = settings.SPOTCHECK_SITEMAP_CHUNK
+    now = timezone.now()
     Scrape.objects.filter(id=scrape_id, status=Scrape.Status.QUEUED).update(
-        status=Scrape.Status.RUNNING, started_at=timezone.now()
+        status=Scrape.Status.RUNNING, started_at=now
     )
+    Scrape.objects.filter(id=scrape_id).update(progressed_at=now)
     ids = list(
         VehicleImage.objects.filter(scrape_id=scrape_id, status=VehicleImage.Status.PENDING)
         .order_by("id")
@@ -89,13 +92,28 @@ def scrape_chunk_classify(*, scrape_id: int, vehicle_image_ids: list[int], final
                 failed += pending.update(status=VehicleImage.Status.FAILED, error=key[1])
         if done or failed:
             Scrape.objects.filter(id=scrape_id).update(
-                done=F("done") + done, from_cache=F("from_cache") + from_cache, failed=F("failed") + failed
+                done=F("done") + done,
+                from_cache=F("from_cache") + from_cache,
+                failed=F("failed") + failed,
+                progressed_at=timezone.now(),
             )
     if classified:
         fixes_carry_over(vehicle_image_ids=classified)
     if not retry:
         scrape_finish_if_complete(scrape_id=scrape_id)
     return retry
+
+
+def scrapes_stalled(*, silent_for: timedelta) -> list[int]:
+    """Unfinished runs that counted nothing for ``silent_for`` (a chunk lost with a worker, a broker that
+    dropped a message), and mark them as progressing now so the next sweep gives the resumed run its time."""
+    cutoff = timezone.now() - silent_for
+    stalled = Scrape.objects.filter(status__in=[Scrape.Status.QUEUED, Scrape.Status.RUNNING]).filter(
+        Q(progressed_at__lt=cutoff) | Q(progressed_at__isnull=True, created_at__lt=cutoff)
+    )
+    ids = list(stalled.values_list("id", flat=True))
+    Scrape.objects.filter(id__in=ids).update(progressed_at=timezone.now())
+    return ids
 
 
 def scrape_finish_if_complete(*, scrape_id: int) -> bool:

@@ -1,5 +1,7 @@
 """Celery tasks of the sitemaps app: thin wrappers that take ids and call services; safe to run twice."""
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.conf import settings
 
@@ -28,6 +30,16 @@ def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt:
     if retry:
         scrape_chunk_classify.apply_async((scrape_id, retry, attempt + 1), countdown=min(2 ** (attempt + 1), 60))
     return len(retry)
+
+
+@shared_task(name="sitemaps.tasks.scrapes_stalled_resume")
+def scrapes_stalled_resume() -> int:
+    """Periodic (beat): re-dispatch the pending pictures of runs that stopped counting; chunks only touch
+    pictures still pending, so a run that was merely slow is not counted twice."""
+    ids = classify_run.scrapes_stalled(silent_for=timedelta(seconds=settings.SPOTCHECK_SITEMAP_STALLED_SECONDS))
+    for scrape_id in ids:
+        scrape_classify.delay(scrape_id)
+    return len(ids)
 
 
 @shared_task(name="sitemaps.tasks.fix_deliver")

@@ -157,3 +157,30 @@ def test_a_run_mostly_placeholder_or_none_is_flagged(
     client.force_login(reviewer)
     assert "classifier failed to respond" in client.get("/sitemaps/").content.decode()
     assert "the classifier probably failed to respond" in client.get(f"/sitemaps/{advertiser.slug}/").content.decode()
+
+
+def test_a_run_that_stopped_counting_is_resumed_and_finishes(
+    advertiser, classifier, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sitemaps import tasks
+
+    dispatched = []
+    # The run's chunks are lost (a worker died holding them): nothing is classified.
+    monkeypatch.setattr(tasks.scrape_chunk_classify, "delay", lambda *args: dispatched.append(args))
+    scrape = ingest(advertiser, [3], django_capture_on_commit_callbacks)
+    assert dispatched and scrape.status == "running" and scrape.done == 0
+    monkeypatch.undo()
+    monkeypatch.setattr(classification_services, "urls_classify", classifier, raising=False)
+    monkeypatch.setattr(classification_services, "images_reused_placeholder_apply", lambda image_ids: 0, raising=False)
+    monkeypatch.setattr("sitemaps.classify_run.fixes_carry_over", lambda vehicle_image_ids: 0)
+
+    assert tasks.scrapes_stalled_resume() == 0  # silent for less than the limit: left alone
+    Scrape.objects.filter(id=scrape.id).update(progressed_at=timezone.now() - timedelta(hours=1))
+    assert tasks.scrapes_stalled_resume() == 1
+    scrape.refresh_from_db()
+    assert (scrape.status, scrape.done, scrape.total) == ("done", 3, 3)
+    assert tasks.scrapes_stalled_resume() == 0  # finished runs are never resumed

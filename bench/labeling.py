@@ -399,12 +399,17 @@ def run_phase(*, name: str, args, think_ms: float) -> bool:
         (f"p95 per call (median of {n_windows} windows)", median_p95, median_p95 <= TARGET_P95_MS),
     ):
         print(f"  {label:<38} {value:8.1f} ms   target <= {TARGET_P95_MS:.0f} ms   {'ok' if ok_ else 'MISSED'}")
+    # With think time the labelers cannot offer more than labelers / think votes per second; below the target
+    # the throughput figure says what was offered, not what the server can do (the paced phase tests that).
+    offered = args.labelers / (think_ms / 1000) if think_ms else float("inf")
     for label, value in (
         ("votes counted / s (run)", votes_per_s),
         (f"votes counted / s (median of {n_windows} windows)", median_votes_per_s),
     ):
-        ok_ = value >= TARGET_VOTES_PER_S
-        print(f"  {label:<38} {value:8.1f}      target >= {TARGET_VOTES_PER_S:.0f}     {'ok' if ok_ else 'MISSED'}")
+        verdict = "ok" if value >= TARGET_VOTES_PER_S else "MISSED"
+        if offered < TARGET_VOTES_PER_S:
+            verdict = f"n/a: {offered:.0f} offered"
+        print(f"  {label:<38} {value:8.1f}      target >= {TARGET_VOTES_PER_S:.0f}     {verdict}")
     if rec.counted:
         print(
             f"  CPU per counted vote (its share of next included): Python {rec.py_cpu_s * 1000 / rec.counted:.2f} ms"
@@ -419,7 +424,6 @@ def run_phase(*, name: str, args, think_ms: float) -> bool:
             f"This phase measures the ceiling, the latency target applies to the paced phase)"
         )
     if think_ms:
-        offered = args.labelers / (think_ms / 1000)
         print(f"  (offered load at this think time: at most {offered:.0f} votes/s; the target needs think <= 166 ms)")
     print(f"  votes refused (item closed while held: expected under contention): {rec.refused}")
     print(f"  items decided: {decided}")

@@ -6,13 +6,15 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from classification.vocabulary import Attribute, normalize
 from sitemaps.models import Advertiser, Scrape, Vehicle, VehicleImage
 
 BATCH = 2000
+# New pictures in one inventory from which the tables are analyzed at once on PostgreSQL.
+ANALYZE_AFTER_NEW_PICTURES = 10_000
 MAX_URL_LENGTH = 2000
 
 
@@ -189,7 +191,16 @@ def scrape_ingest(
     for ids, active in ((reactivated, True), (hidden, False)):
         for start in range(0, len(ids), 500):
             VehicleImage.objects.filter(id__in=ids[start : start + 500]).update(active=active)
+    if len(to_create) >= ANALYZE_AFTER_NEW_PICTURES and connection.vendor == "postgresql":
+        # A first inventory can multiply these tables; until autovacuum analyzes them PostgreSQL plans the
+        # review page's filters for empty tables (a filtered page took 57 s once in bench/sitemap.py).
+        transaction.on_commit(_tables_analyze)
     return _scrape_queue(scrape=scrape)
+
+
+def _tables_analyze() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Vehicle._meta.db_table}, {VehicleImage._meta.db_table}")
 
 
 def _scrape_queue(*, scrape: Scrape) -> Scrape:

@@ -4,6 +4,7 @@ from a scrape become inactive; bulk writes (no query per vehicle)."""
 import pytest
 
 from sitemaps.models import Advertiser, Scrape, Vehicle, VehicleImage
+from tests.support import needs_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +160,25 @@ def test_relaunch_button_on_the_review_page(client, reviewer, _no_classification
     response = client.post("/sitemaps/acme/relaunch/")
     assert response.status_code == 302
     assert Scrape.objects.get().kind == "relaunch"
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_large_first_inventory_is_analyzed_so_filters_are_planned_for_its_size(api_as, reviewer, monkeypatch):
+    from django.db import connection
+    from django.utils import timezone
+
+    monkeypatch.setattr("sitemaps.ingest.ANALYZE_AFTER_NEW_PICTURES", 30)
+
+    def last_analyze():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = %s", [VehicleImage._meta.db_table]
+            )
+            return cursor.fetchone()[0]
+
+    client = api_as(reviewer)
+    before = timezone.now()
+    assert client.post("/api/v1/advertisers/acme/scrapes/", inventory(20, 3), format="json").status_code == 202
+    assert last_analyze() is not None and last_analyze() >= before

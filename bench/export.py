@@ -139,7 +139,8 @@ def seed(rows: int, pictures: int) -> None:
 
 def run_one(attribute: str, manifest_only: bool) -> None:
     """In a fresh process: request and run one export, print its time and this process's peak RSS."""
-    from classification.export import export_params_build, export_request, export_run
+    from datasets.export import export_params_build, export_run
+    from datasets.services import export_request
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     export = export_request(params=export_params_build(attribute=attribute), manifest_only=manifest_only, enqueue=False)

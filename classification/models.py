@@ -164,6 +164,3 @@ class GroundTruth(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_id}.{self.attribute}={self.value} ({self.source})"
-
-
-from classification.models_datasets import *  # noqa: E402,F403

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "storages",
     "core.apps.CoreConfig",
     "classification.apps.ClassificationConfig",
+    "datasets.apps.DatasetsConfig",
     "sitemaps.apps.SitemapsConfig",
     "labeling.apps.LabelingConfig",
 ]

@@ -10,13 +10,14 @@ from core.api_views import MeView
 api_v1 = [
     path("me/", MeView.as_view(), name="api-me"),
     path("", include("classification.api.urls")),
+    path("", include("datasets.api.urls")),
     path("", include("sitemaps.api.urls")),
     path("", include("labeling.api.urls")),
 ]
 
 urlpatterns = [
     path("", include("core.urls")),
-    path("", include("classification.urls")),
+    path("", include("datasets.urls")),
     path("sitemaps/", include("sitemaps.urls")),
     path("label/", include("labeling.urls")),
     path("admin/", admin.site.urls),

@@ -4,10 +4,9 @@ import time
 import uuid
 from collections.abc import Callable
 
+from celery import current_app
 from django.core.cache import cache
 from django.db import connection
-
-from config.celery import app as celery_app
 
 WORKER_RESULT_KEY = "healthz:worker-result"
 WORKER_RESULT_SECONDS = 10
@@ -37,7 +36,8 @@ def _cache() -> None:
 
 
 def _broker() -> None:
-    with celery_app.connection_for_write() as conn:
+    # The project's app (config.celery) is current once settings are loaded; core does not import config.
+    with current_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
 
 

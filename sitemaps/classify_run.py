@@ -18,7 +18,7 @@ from classification.imaging import hamming
 from classification.models import FetchError, Prediction
 from classification.selectors import image_values
 from classification.vocabulary import Attribute, ImageType
-from sitemaps.fixes import fix_carry
+from sitemaps.fix_write import fix_carry
 from sitemaps.models import ManualFix, Scrape, VehicleImage
 
 log = logging.getLogger(__name__)

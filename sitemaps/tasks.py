@@ -5,7 +5,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
-from sitemaps import classify_run, fixes
+from sitemaps import classify_run, fix_write
 
 
 @shared_task(name="sitemaps.tasks.scrape_classify")
@@ -45,10 +45,10 @@ def scrapes_stalled_resume() -> int:
 @shared_task(name="sitemaps.tasks.fix_deliver")
 def fix_deliver(outbox_id: int) -> bool:
     """Push one fix to the cache; when the cache is down the row stays undelivered for the sweep."""
-    return fixes.fix_deliver(outbox_id=outbox_id)
+    return fix_write.fix_deliver(outbox_id=outbox_id)
 
 
 @shared_task(name="sitemaps.tasks.fixes_undelivered_resend")
 def fixes_undelivered_resend() -> int:
     """Periodic (beat): re-send fixes the cache has not acknowledged."""
-    return fixes.fixes_undelivered_resend()
+    return fix_write.fixes_undelivered_resend()

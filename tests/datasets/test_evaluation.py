@@ -6,10 +6,13 @@ import io
 import pytest
 from django.core.management import call_command
 
-from classification import evaluation
-from classification.evaluation import EvaluationError, evaluation_request, evaluation_run, metrics_compute
-from classification.export import export_params_build, export_request, export_run
-from classification.models import Evaluation, JobStatus, ModelVersion
+from classification.models import ModelVersion
+from core.jobs import JobStatus
+from datasets import evaluation
+from datasets.evaluation import EvaluationError, evaluation_run, metrics_compute
+from datasets.export import export_params_build, export_run
+from datasets.models import Evaluation
+from datasets.services import evaluation_request, export_request
 
 from .conftest import jpeg_bytes
 

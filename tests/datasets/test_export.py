@@ -11,16 +11,18 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from classification.export import (
+from classification.models import GroundTruth, ImageSource
+from core.jobs import JobStatus
+from datasets.export import (
     ExportError,
     export_params_build,
-    export_request,
     export_run,
     manifest_rows,
     near_duplicate_pairs,
     split_of,
 )
-from classification.models import DatasetExport, GroundTruth, ImageSource, JobStatus
+from datasets.models import DatasetExport
+from datasets.services import export_request
 
 pytestmark = pytest.mark.django_db
 
@@ -411,7 +413,7 @@ def test_advertisers_come_from_the_registered_collection_too(make_image, truth, 
 
 
 def test_progress_and_status_are_recorded_while_the_export_runs(make_image, truth, monkeypatch):
-    from classification import export as export_module
+    from datasets import export as export_module
 
     for _ in range(3):
         truth(make_image(), "Dealer")
@@ -433,7 +435,7 @@ def test_progress_and_status_are_recorded_while_the_export_runs(make_image, trut
 
 def test_chunk_boundaries_do_not_change_the_manifest(make_image, truth, monkeypatch):
     """Streaming in small chunks (other queries interleaved with the open cursor) gives the same bytes."""
-    from classification import export as export_module
+    from datasets import export as export_module
 
     rng = random.Random(3)
     for i in range(25):

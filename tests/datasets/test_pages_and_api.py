@@ -7,8 +7,11 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from classification.export import export_params_build, export_request, export_run
-from classification.models import DatasetExport, JobStatus, ModelVersion
+from classification.models import ModelVersion
+from core.jobs import JobStatus
+from datasets.export import export_params_build, export_run
+from datasets.models import DatasetExport
+from datasets.services import export_request
 
 pytestmark = pytest.mark.django_db
 
@@ -173,7 +176,7 @@ def test_export_form_shows_an_actionable_error(admin_client):
 def test_local_download_is_streamed_not_linked_to_public_media(admin_client, make_image, truth):
     truth(make_image(), "Dealer")
     export = done_export(manifest_only=True)
-    response = admin_client.get(reverse("classification:dataset-download", args=[export.pk]))
+    response = admin_client.get(reverse("datasets:dataset-download", args=[export.pk]))
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith("attachment")
     assert b"".join(response.streaming_content).startswith(b"sha256,split,label")

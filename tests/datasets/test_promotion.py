@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 
 from classification.models import ModelVersion
-from classification.training import TrainingError, model_promote, parameter_settings
+from classification.promotion import model_promote
+from datasets.training import TrainingError, parameter_settings
 from tests.support import needs_postgres
 
 
@@ -43,7 +44,7 @@ def test_promote_page_switches_versions_and_enqueues_reclassification(
 ):
     planned = []
     monkeypatch.setattr(
-        "classification.tasks.datasets.reclassify_plan_task.delay", lambda version_id: planned.append(version_id)
+        "classification.tasks.promotion.reclassify_plan_task.delay", lambda version_id: planned.append(version_id)
     )
     ModelVersion.objects.create(name="old", status=ModelVersion.Status.ACTIVE)
     new = ModelVersion.objects.create(name="new")

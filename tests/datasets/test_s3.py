@@ -9,7 +9,8 @@ import pytest
 import requests
 from moto import mock_aws
 
-from classification.export import export_params_build, export_request, export_run
+from datasets.export import export_params_build, export_run
+from datasets.services import export_request
 
 pytestmark = pytest.mark.django_db
 

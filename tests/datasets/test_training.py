@@ -8,17 +8,16 @@ from django.core.management import call_command
 
 from classification import cache
 from classification.classifiers.builtin import BuiltinClassifier
-from classification.export import export_params_build, export_request, export_run
-from classification.models import Evaluation, GroundTruth, Image, JobStatus, ModelVersion, Prediction
+from classification.models import GroundTruth, Image, ModelVersion, Prediction
+from classification.promotion import model_promote
+from classification.reclassify import reclassify_chunk
 from classification.services import fix_record, image_from_bytes
 from classification.synthetic import picture_bytes
-from classification.training import (
-    TrainingError,
-    model_promote,
-    reclassify_chunk,
-    search_request,
-    search_run,
-)
+from core.jobs import JobStatus
+from datasets.export import export_params_build, export_run
+from datasets.models import Evaluation
+from datasets.services import export_request, search_request
+from datasets.training import TrainingError, search_run
 
 pytestmark = pytest.mark.django_db
 
@@ -89,11 +88,11 @@ def test_a_search_needs_at_least_four_settings(bad_active, make_image, truth):
 
 def test_shared_measurements_score_like_a_full_classification(bad_active):
     """The search measures each picture once for all settings; it must score as classify() would."""
-    from classification.training import _settings_scorers, parameter_settings
+    from datasets.training import _settings_scorers, parameter_settings
 
     pictures = synthetic_set(3)
     images = labelled_pictures(pictures)
-    from classification.evaluation import picture_decode
+    from datasets.evaluation import picture_decode
 
     defaults = dict(BuiltinClassifier.DEFAULT_PARAMS)
     settings = parameter_settings(base=bad_active.params, attribute="image_type", count=8, reference=defaults)
@@ -215,7 +214,7 @@ def test_the_service_keeps_answering_while_old_predictions_are_refreshed(
 
 
 def test_promotion_plans_chunks_covering_every_outdated_picture_once(bad_active, monkeypatch):
-    from classification.training import reclassify_plan
+    from classification.tasks.promotion import reclassify_plan
 
     images = [
         image_from_bytes(data=picture_bytes(kind="stock", color=c, width=320, height=240, seed=i))
@@ -225,7 +224,7 @@ def test_promotion_plans_chunks_covering_every_outdated_picture_once(bad_active,
     model_promote(model_version_id=better.pk, enqueue=False)
     chunks = []
     monkeypatch.setattr(
-        "classification.tasks.datasets.reclassify_chunk_task.delay", lambda version_id, ids: chunks.append(ids)
+        "classification.tasks.promotion.reclassify_chunk_task.delay", lambda version_id, ids: chunks.append(ids)
     )
 
     assert reclassify_plan(model_version_id=better.pk, chunk_size=2) == 5
@@ -243,7 +242,7 @@ def test_an_interrupted_search_starts_over_without_duplicating_candidates(bad_ac
 
     from django.utils import timezone
 
-    from classification.models import ParameterSearch
+    from datasets.models import ParameterSearch
 
     labelled_pictures(synthetic_set(2))
     export = exported(test_fraction=0.5, seed=1)

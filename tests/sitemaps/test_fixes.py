@@ -10,7 +10,8 @@ from django.db import connection
 
 from classification import cache as classification_cache
 from classification.models import GroundTruth
-from sitemaps.fixes import FixChange, fixes_apply, fixes_undelivered_resend
+from sitemaps.fix_write import fixes_undelivered_resend
+from sitemaps.fixes import FixChange, fixes_apply
 from sitemaps.models import FixOutbox, ManualFix
 from tests.support import needs_postgres, needs_redis
 

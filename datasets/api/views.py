@@ -9,17 +9,19 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classification.export import (
+from classification.models import GroundTruth
+from classification.vocabulary import Attribute
+from core.jobs import JobStatus
+from core.roles import is_admin
+from datasets.export import (
     DEFAULT_PHASH_THRESHOLD,
     SOURCE_PRECEDENCE,
     ExportError,
     export_params_build,
-    export_request,
     file_response,
 )
-from classification.models import DatasetExport, GroundTruth, JobStatus
-from classification.vocabulary import Attribute
-from core.roles import is_admin
+from datasets.models import DatasetExport
+from datasets.services import export_request
 
 
 class AdminOr404(BasePermission):

@@ -5,7 +5,10 @@ from datetime import datetime, time
 from django import forms
 from django.utils import timezone
 
-from classification.export import (
+from classification.models import GroundTruth, ModelVersion
+from classification.vocabulary import Attribute
+from core.jobs import JobStatus
+from datasets.export import (
     DEFAULT_MIN_SIZE,
     DEFAULT_PHASH_THRESHOLD,
     DEFAULT_TEST_FRACTION,
@@ -13,8 +16,7 @@ from classification.export import (
     ExportError,
     export_params_build,
 )
-from classification.models import DatasetExport, GroundTruth, JobStatus, ModelVersion
-from classification.vocabulary import Attribute
+from datasets.models import DatasetExport
 
 
 class ExportForm(forms.Form):

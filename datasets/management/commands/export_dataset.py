@@ -5,15 +5,15 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from classification.export import (
+from datasets.export import (
     DEFAULT_MIN_SIZE,
     DEFAULT_PHASH_THRESHOLD,
     DEFAULT_TEST_FRACTION,
     ExportError,
     export_params_build,
-    export_request,
     export_run,
 )
+from datasets.services import export_request
 
 
 class Command(BaseCommand):

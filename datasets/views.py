@@ -3,16 +3,18 @@
 from functools import wraps
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from classification import evaluation, training
-from classification.dataset_forms import EvaluateForm, ExportForm, SearchForm
-from classification.export import export_request, file_response
-from classification.models import DatasetExport, Evaluation, JobStatus, ModelVersion, ParameterSearch
+from classification.models import ModelVersion
+from classification.promotion import model_promote
+from core.jobs import JobStatus
 from core.roles import is_admin
+from datasets import evaluation, services, training
+from datasets.export import file_response
+from datasets.forms import EvaluateForm, ExportForm, SearchForm
+from datasets.models import DatasetExport, Evaluation, ParameterSearch
 
 RECENT = 30
 
@@ -64,11 +66,11 @@ def datasets(request):
     if request.method == "POST":
         form = ExportForm(request.POST)
         if form.is_valid():
-            export = export_request(
+            export = services.export_request(
                 params=form.cleaned_data["params"], manifest_only=form.cleaned_data["manifest_only"], user=request.user
             )
             messages.success(request, f"Export #{export.pk} queued.")
-            return redirect("classification:datasets")
+            return redirect("datasets:datasets")
     else:
         form = ExportForm()
     exports = list(DatasetExport.objects.select_related("created_by")[:RECENT])
@@ -76,7 +78,7 @@ def datasets(request):
         export.bars = _bars(export.counts)
     return render(
         request,
-        "classification/datasets.html",
+        "datasets/datasets.html",
         {"form": form, "exports": exports, "refresh": _busy(e.status for e in exports)},
     )
 
@@ -86,7 +88,7 @@ def dataset_detail(request, pk: int):
     export = get_object_or_404(DatasetExport.objects.select_related("created_by"), pk=pk)
     return render(
         request,
-        "classification/dataset_detail.html",
+        "datasets/dataset_detail.html",
         {
             "export": export,
             "bars": _bars(export.counts),
@@ -119,7 +121,7 @@ def models(request):
     searches = list(ParameterSearch.objects.select_related("export")[:10])
     return render(
         request,
-        "classification/models.html",
+        "datasets/models.html",
         {
             "versions": versions,
             "searches": searches,
@@ -139,13 +141,13 @@ def evaluate(request):
     form = EvaluateForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a finished export and at least one model version.")
-        return redirect("classification:models")
+        return redirect("datasets:models")
     try:
-        evaluation.evaluation_request(export=form.cleaned_data["export"], model_versions=form.cleaned_data["versions"])
+        services.evaluation_request(export=form.cleaned_data["export"], model_versions=form.cleaned_data["versions"])
     except evaluation.EvaluationError as exc:
         messages.error(request, str(exc))
-        return redirect("classification:models")
-    return redirect("classification:evaluation", pk=form.cleaned_data["export"].pk)
+        return redirect("datasets:models")
+    return redirect("datasets:evaluation", pk=form.cleaned_data["export"].pk)
 
 
 @admin_only
@@ -154,7 +156,7 @@ def evaluation_page(request, pk: int):
     rows = evaluation.evaluations_side_by_side(export=export)
     return render(
         request,
-        "classification/evaluation.html",
+        "datasets/evaluation.html",
         {"export": export, "evaluations": rows, "table": _comparison(rows), "refresh": _busy(e.status for e in rows)},
     )
 
@@ -189,9 +191,9 @@ def search(request):
     form = SearchForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a finished export; keep at most as many candidates as settings.")
-        return redirect("classification:models")
+        return redirect("datasets:models")
     try:
-        found = training.search_request(
+        found = services.search_request(
             export=form.cleaned_data["export"],
             settings_count=form.cleaned_data["settings_count"],
             keep=form.cleaned_data["keep"],
@@ -201,18 +203,13 @@ def search(request):
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Parameter search #{found.pk} queued.")
-    return redirect("classification:models")
+    return redirect("datasets:models")
 
 
 @admin_only
 @require_POST
 def promote(request, pk: int):
     version = get_object_or_404(ModelVersion, pk=pk)
-    try:
-        with transaction.atomic():
-            training.model_promote(model_version_id=version.pk)
-    except training.TrainingError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{version.name} is now active; older predictions are being refreshed.")
-    return redirect("classification:models")
+    model_promote(model_version_id=version.pk)
+    messages.success(request, f"{version.name} is now active; older predictions are being refreshed.")
+    return redirect("datasets:models")

@@ -1,10 +1,10 @@
-"""HTML pages of the classification app: dataset exports and model quality (admins only)."""
+"""HTML pages of the datasets app: dataset exports and model quality (admins only)."""
 
 from django.urls import path
 
-from classification import views
+from datasets import views
 
-app_name = "classification"
+app_name = "datasets"
 urlpatterns = [
     path("datasets/", views.datasets, name="datasets"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset"),

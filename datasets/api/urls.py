@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from classification.api import datasets
+from datasets.api import views as datasets
 
 urlpatterns = [
     path("exports/", datasets.ExportListCreateView.as_view(), name="api-exports"),

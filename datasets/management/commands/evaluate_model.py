@@ -2,8 +2,10 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from classification.evaluation import EvaluationError, evaluation_request, evaluation_run, evaluation_versions_default
-from classification.models import DatasetExport, ModelVersion
+from classification.models import ModelVersion
+from datasets.evaluation import EvaluationError, evaluation_run, evaluation_versions_default
+from datasets.models import DatasetExport
+from datasets.services import evaluation_request
 
 
 def _fmt(value) -> str:

@@ -39,23 +39,23 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import combinations
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import models, transaction
-from django.db.models import Min, Q
+from django.db.models import Min
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from classification.collections import collection_get
-from classification.models import DatasetExport, GroundTruth, ImageSource, JobStatus
+from classification.models import GroundTruth, ImageSource
 from classification.vocabulary import Attribute, choices_for
+from core.jobs import JobStatus, job_claim, job_run
+from datasets.models import DatasetExport
 
 logger = logging.getLogger(__name__)
 
@@ -187,35 +187,6 @@ def export_params_build(
         cap_per_class=int(cap_per_class) if cap_per_class else None,
         include_conflicting=bool(include_conflicting),
     )
-
-
-@transaction.atomic
-def export_request(
-    *,
-    params: ExportParams,
-    manifest_only: bool = False,
-    user: AbstractBaseUser | None = None,
-    enqueue: bool = True,
-) -> DatasetExport:
-    """Create a queued export (its snapshot time fixed now) and enqueue it after commit."""
-    from classification.tasks.datasets import export_dataset_task
-
-    snapshot_at = timezone.now()
-    if params.since_last_export:
-        previous = last_done_export(attribute=params.attribute, before=snapshot_at)
-        # With no previous export "since the last export" means everything.
-        since = previous.snapshot_at.isoformat() if previous else None
-        params = ExportParams.from_json({**params.as_json(), "since": since})
-    export = DatasetExport.objects.create(
-        attribute=params.attribute,
-        params=params.as_json(),
-        manifest_only=manifest_only,
-        snapshot_at=snapshot_at,
-        created_by=user if user is not None and user.is_authenticated else None,
-    )
-    if enqueue:
-        transaction.on_commit(lambda: export_dataset_task.delay(export.pk))
-    return export
 
 
 # --- labels ---------------------------------------------------------------------------------------
@@ -463,20 +434,6 @@ def _advertisers_of(image_ids: list[int]) -> dict[int, list[str]]:
     return collection.keys_for(image_ids)
 
 
-def job_claim(*, model: type[models.Model], pk: int, **reset) -> bool:
-    """Mark a queued, failed or abandoned job running (``reset`` clears more fields); False when taken.
-
-    A second delivery of the task while a worker is still on it does nothing, but one that comes after the
-    worker died (running for longer than any run may last, RUN_LEASE_SECONDS) takes over.
-    """
-    stale = timezone.now() - timedelta(seconds=RUN_LEASE_SECONDS)
-    claimable = Q(status__in=[JobStatus.QUEUED, JobStatus.FAILED]) | Q(status=JobStatus.RUNNING, started_at__lt=stale)
-    updated = model.objects.filter(claimable, pk=pk).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0, error="", **reset
-    )
-    return bool(updated)
-
-
 def export_run(*, export_id: int) -> DatasetExport:
     """Build an export's files into the default storage, recording progress, counts and the diff.
 
@@ -485,23 +442,14 @@ def export_run(*, export_id: int) -> DatasetExport:
     export = DatasetExport.objects.get(pk=export_id)
     if export.status == JobStatus.DONE:
         return export
-    if not job_claim(model=DatasetExport, pk=export.pk, file="", manifest=""):
+    if not job_claim(model=DatasetExport, pk=export.pk, lease_seconds=RUN_LEASE_SECONDS, file="", manifest=""):
         logger.info("export %s is being built by another worker", export.pk)
         export.refresh_from_db()
         return export
     for old in (export.file, export.manifest):
         if old:
             old.storage.delete(old.name)
-    try:
-        result = _build(export)
-    except Exception as exc:
-        DatasetExport.objects.filter(pk=export.pk).update(
-            status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
-        )
-        raise
-    DatasetExport.objects.filter(pk=export.pk).update(
-        status=JobStatus.DONE, progress=100, finished_at=timezone.now(), **result
-    )
+    job_run(rows=DatasetExport.objects.filter(pk=export.pk), work=lambda: _build(export), done=lambda result: result)
     export.refresh_from_db()
     return export
 

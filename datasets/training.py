@@ -1,22 +1,21 @@
-"""Retraining the builtin classifier without downtime: a parameter search on an export's train split, the
-best settings stored as candidate versions and evaluated on its test split, and promotion of one of them,
-which re-classifies older predictions in the background while the service keeps answering."""
+"""Retraining the builtin classifier: a parameter search on an export's train split, the best settings stored
+as candidate versions and evaluated on its test split. Promoting one is classification's business
+(classification.promotion); the search only proposes."""
 
 from __future__ import annotations
 
-import logging
 import random
 import time
-from collections.abc import Sequence
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
-from classification import evaluation
-from classification.export import job_claim
-from classification.models import Backend, DatasetExport, JobStatus, ModelVersion, ParameterSearch, Prediction
+from classification.models import Backend, ModelVersion
+from classification.selectors import model_version_active
 from classification.vocabulary import Attribute
+from core.jobs import JobStatus, job_claim, job_run
+from datasets import evaluation
+from datasets.export import RUN_LEASE_SECONDS
+from datasets.models import ParameterSearch
 
 # The thresholds the search varies, per attribute: decision thresholds of BuiltinClassifier, all shares in
 # [0, 1]. Measurement parameters (analysis size, tone bits…) stay as they are, so each picture is measured
@@ -31,8 +30,6 @@ SEARCH_SPACE: dict[str, tuple[str, ...]] = {
     Attribute.COLOR: ("color_min_foreground",),
 }
 FACTORS = (0.8, 1.25, 0.9, 1.1, 0.7, 1.4)
-RECLASSIFY_CHUNK = 200
-logger = logging.getLogger(__name__)
 PROBE_PICTURES = 5  # pictures on which a setting's own measures are compared with the shared ones
 
 
@@ -45,11 +42,6 @@ def builtin_defaults() -> dict:
     from classification.classifiers.builtin import BuiltinClassifier
 
     return dict(BuiltinClassifier.DEFAULT_PARAMS)
-
-
-def active_version(*, backend: str = Backend.BUILTIN) -> ModelVersion | None:
-    """The backend's active version, if any."""
-    return ModelVersion.objects.filter(backend=backend, status=ModelVersion.Status.ACTIVE).first()
 
 
 def _clip(key: str, value: float) -> float | int:
@@ -141,58 +133,22 @@ def _summary(metrics: dict) -> dict:
     return {k: metrics.get(k) for k in ("n", "accuracy", "balanced_accuracy")}
 
 
-@transaction.atomic
-def search_request(
-    *,
-    export: DatasetExport,
-    settings_count: int = 8,
-    keep: int = 4,
-    user: AbstractBaseUser | None = None,
-    enqueue: bool = True,
-) -> ParameterSearch:
-    """Queue a parameter search on an export (train split for the search, test split for the candidates)."""
-    from classification.tasks.datasets import parameter_search_task
-
-    if export.status != JobStatus.DONE:
-        raise TrainingError(f"export #{export.pk} is not finished")
-    if export.attribute not in SEARCH_SPACE:
-        raise TrainingError(f"the builtin classifier does not produce {export.attribute}")
-    if settings_count < 4:
-        raise TrainingError("try at least 4 parameter settings")
-    if not 1 <= keep <= settings_count:
-        raise TrainingError("keep between 1 and the number of settings tried")
-    search = ParameterSearch.objects.create(
-        export=export,
-        settings_count=settings_count,
-        keep=keep,
-        created_by=user if user is not None and user.is_authenticated else None,
-    )
-    if enqueue:
-        transaction.on_commit(lambda: parameter_search_task.delay(search.pk))
-    return search
-
-
 def search_run(*, search_id: int) -> ParameterSearch:
     """Score every setting on the train split, keep the best as candidates, evaluate them (and the active
     version) on the test split. A finished search is left alone; an interrupted one starts over."""
     search = ParameterSearch.objects.select_related("export").get(pk=search_id)
     if search.status == JobStatus.DONE:
         return search
-    if not job_claim(model=ParameterSearch, pk=search.pk):
+    if not job_claim(model=ParameterSearch, pk=search.pk, lease_seconds=RUN_LEASE_SECONDS):
         return search
     # Candidates of an interrupted earlier run of this search (never promoted: still candidates) go.
     ModelVersion.objects.filter(
         name__startswith=f"builtin-search{search.pk}-", status=ModelVersion.Status.CANDIDATE
     ).delete()
-    try:
-        results = _search(search)
-    except Exception as exc:
-        ParameterSearch.objects.filter(pk=search.pk).update(
-            status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
-        )
-        raise
-    ParameterSearch.objects.filter(pk=search.pk).update(
-        status=JobStatus.DONE, progress=100, results=results, finished_at=timezone.now()
+    job_run(
+        rows=ParameterSearch.objects.filter(pk=search.pk),
+        work=lambda: _search(search),
+        done=lambda results: {"results": results},
     )
     search.refresh_from_db()
     return search
@@ -201,7 +157,7 @@ def search_run(*, search_id: int) -> ParameterSearch:
 def _search(search: ParameterSearch) -> list[dict]:
     export = search.export
     attribute = export.attribute
-    active = active_version()
+    active = model_version_active(backend=Backend.BUILTIN)
     defaults = builtin_defaults()
     base = {**defaults, **(active.params if active else {})}
     settings = parameter_settings(
@@ -246,7 +202,7 @@ def _search(search: ParameterSearch) -> list[dict]:
     ParameterSearch.objects.filter(pk=search.pk).update(progress=75)
 
     versions = [*candidates, *([active] if active else [])]
-    evaluations = evaluation.evaluation_request(export=export, model_versions=versions, enqueue=False)
+    evaluations = evaluation.evaluations_queue(export=export, model_versions=versions)
     evaluation.evaluation_run(evaluation_ids=[e.pk for e in evaluations])
     tested = {e.model_version_id: e.metrics for e in export.evaluations.filter(model_version__in=versions)}
     for version in candidates:
@@ -268,80 +224,3 @@ def _search(search: ParameterSearch) -> list[dict]:
     if active:
         results.append({"active": active.name, "test": _summary(tested.get(active.pk, {}))})
     return results
-
-
-def model_promote(*, model_version_id: int, enqueue: bool = True) -> ModelVersion:
-    """Make a version the active one of its backend in one transaction, then refresh older predictions in
-    the background. Fixes and ground truth are never touched: only predictions are re-computed."""
-    from classification.tasks.datasets import reclassify_plan_task
-
-    backend = ModelVersion.objects.values_list("backend", flat=True).get(pk=model_version_id)
-    with transaction.atomic():
-        # Lock every version of the backend, in id order: concurrent promotions queue up here, and each then
-        # reads the active version as the previous one left it (locking only the active row would let a
-        # waiting promotion miss the version activated meanwhile and trip the one-active constraint).
-        list(ModelVersion.objects.select_for_update().filter(backend=backend).order_by("pk").values_list("pk"))
-        version = ModelVersion.objects.get(pk=model_version_id)
-        if version.status == ModelVersion.Status.ACTIVE:
-            return version
-        ModelVersion.objects.filter(backend=backend, status=ModelVersion.Status.ACTIVE).update(
-            status=ModelVersion.Status.RETIRED
-        )
-        version.status = ModelVersion.Status.ACTIVE
-        version.promoted_at = timezone.now()
-        version.save(update_fields=["status", "promoted_at"])
-        if enqueue:
-            transaction.on_commit(lambda: reclassify_plan_task.delay(version.pk))
-    return version
-
-
-def outdated_image_ids(*, model_version: ModelVersion, after: int = 0, limit: int = RECLASSIFY_CHUNK) -> list[int]:
-    """Up to ``limit`` ids (above ``after``, ascending) of pictures with a prediction from another version of
-    the same backend. Keyset pagination: no cursor stays open while the pictures are being rewritten."""
-    return list(
-        Prediction.objects.filter(model_version__backend=model_version.backend, image_id__gt=after)
-        .exclude(model_version=model_version)
-        .order_by("image_id")
-        .values_list("image_id", flat=True)
-        .distinct()[:limit]
-    )
-
-
-def reclassify_plan(*, model_version_id: int, chunk_size: int = RECLASSIFY_CHUNK) -> int:
-    """Enqueue chunks of outdated pictures for re-classification by the (still) active version."""
-    from classification.tasks.datasets import reclassify_chunk_task
-
-    version = ModelVersion.objects.get(pk=model_version_id)
-    if version.status != ModelVersion.Status.ACTIVE:
-        return 0  # a newer promotion planned its own
-    planned, last = 0, 0
-    while chunk := outdated_image_ids(model_version=version, after=last, limit=chunk_size):
-        reclassify_chunk_task.delay(version.pk, chunk)
-        planned += len(chunk)
-        last = chunk[-1]
-    return planned
-
-
-def reclassify_chunk(*, model_version_id: int, image_ids: Sequence[int]) -> int:
-    """Re-classify pictures with the active version; stops if it is no longer active. Returns how many changed.
-
-    A picture whose stored bytes the backend refuses for good is logged and skipped; a transient backend
-    error propagates so the task retries the chunk (pictures already done are then skipped)."""
-    from classification.classifiers import ClassifierError
-    from classification.imaging import ImageRejected
-    from classification.services import image_reclassify
-
-    version = ModelVersion.objects.get(pk=model_version_id)
-    if version.status != ModelVersion.Status.ACTIVE:
-        return 0
-    changed = 0
-    for image_id in image_ids:
-        try:
-            changed += bool(image_reclassify(image_id=image_id, model_version_id=version.pk))
-        except ClassifierError as exc:
-            if exc.transient:
-                raise
-            logger.warning("reclassify: %s refused picture %s: %s", version.name, image_id, exc)
-        except ImageRejected as exc:
-            logger.warning("reclassify: picture %s cannot be decoded: %s", image_id, exc)
-    return changed

@@ -1,5 +1,8 @@
 """Training datasets and model quality: exports of ground truth, evaluations of model versions on them,
-and parameter searches that produce candidate versions of the builtin classifier."""
+and parameter searches that produce candidate versions of the builtin classifier.
+
+The tables keep the names they had when these models lived in classification (moved state-only).
+"""
 
 from django.conf import settings
 from django.db import models
@@ -8,17 +11,9 @@ from django.utils import timezone
 
 from classification.models import ModelVersion
 from classification.vocabulary import Attribute
+from core.jobs import JobStatus
 
 __all__ = ["DatasetExport", "Evaluation", "JobStatus", "ParameterSearch"]
-
-
-class JobStatus(models.TextChoices):
-    """Life of a background job whose progress lives in our tables (no Celery result backend)."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
 
 
 class DatasetExport(models.Model):
@@ -29,7 +24,7 @@ class DatasetExport(models.Model):
     """
 
     attribute = models.CharField(max_length=20, choices=Attribute.choices)
-    # Normalised parameters (sources, since, sizes, classes, split, grouping, cap): see classification.export.
+    # Normalised parameters (sources, since, sizes, classes, split, grouping, cap): see datasets.export.
     params = models.JSONField(default=dict)
     manifest_only = models.BooleanField(default=False)
     snapshot_at = models.DateTimeField(default=timezone.now)
@@ -54,6 +49,7 @@ class DatasetExport(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "classification_datasetexport"
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["attribute", "status", "-snapshot_at"], name="export_latest_done")]
         constraints = [
@@ -79,6 +75,7 @@ class Evaluation(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "classification_evaluation"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["export", "model_version"], name="one_evaluation_per_export_and_version"),
@@ -108,6 +105,7 @@ class ParameterSearch(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "classification_parametersearch"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(

@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
-from django.db import transaction
-from django.utils import timezone
 from PIL import Image as PILImage
 
-from classification.export import manifest_rows
-from classification.models import DatasetExport, Evaluation, Image, JobStatus, ModelVersion
+from classification.models import Image, ModelVersion
 from classification.vocabulary import DISPLAY_DEFAULTS, ML_ATTRIBUTES, choices_for
+from core.jobs import JobStatus, job_run
+from datasets.export import manifest_rows
+from datasets.models import DatasetExport, Evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -180,13 +180,8 @@ def evaluation_versions_default() -> list[ModelVersion]:
     )
 
 
-@transaction.atomic
-def evaluation_request(
-    *, export: DatasetExport, model_versions: Sequence[ModelVersion], enqueue: bool = True
-) -> list[Evaluation]:
-    """(Re)queue one evaluation per version of the export's test split and enqueue one job after commit."""
-    from classification.tasks.datasets import evaluate_models_task
-
+def evaluations_queue(*, export: DatasetExport, model_versions: Sequence[ModelVersion]) -> list[Evaluation]:
+    """(Re)set one queued evaluation per version of the export's test split; nothing is enqueued here."""
     _check_export(export)
     if not model_versions:
         raise EvaluationError("choose at least one model version")
@@ -198,9 +193,6 @@ def evaluation_request(
             defaults={"status": JobStatus.QUEUED, "progress": 0, "metrics": {}, "error": "", "finished_at": None},
         )
         evaluations.append(evaluation)
-    ids = [e.pk for e in evaluations]
-    if enqueue:
-        transaction.on_commit(lambda: evaluate_models_task.delay(ids))
     return evaluations
 
 
@@ -231,23 +223,18 @@ def _run_group(group: list[Evaluation]) -> None:
             Evaluation.objects.filter(pk__in=ids).update(progress=min(99, int(done * 100 / total)))
             last[0] = time.monotonic()
 
-    try:
+    def work() -> None:
         _check_export(export)
         models = {e.pk: classify_fn(e.model_version, export.attribute) for e in group}
         results = evaluate_samples(
             attribute=export.attribute, items=samples(export=export, split="test"), models=models, on_progress=progress
         )
-    except Exception as exc:
-        Evaluation.objects.filter(pk__in=ids).update(
-            status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
-        )
-        raise
-    now = timezone.now()
-    for evaluation in group:
-        metrics = {**results[evaluation.pk], "export_id": export.pk}
-        Evaluation.objects.filter(pk=evaluation.pk).update(
-            status=JobStatus.DONE, progress=100, metrics=metrics, finished_at=now
-        )
+        for evaluation in group:
+            Evaluation.objects.filter(pk=evaluation.pk).update(
+                metrics={**results[evaluation.pk], "export_id": export.pk}
+            )
+
+    job_run(rows=Evaluation.objects.filter(pk__in=ids), work=work)
 
 
 def evaluations_side_by_side(*, export: DatasetExport) -> list[Evaluation]:

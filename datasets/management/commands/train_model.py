@@ -2,8 +2,12 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from classification.models import DatasetExport, ModelVersion
-from classification.training import TrainingError, model_promote, reclassify_chunk, search_request, search_run
+from classification.models import ModelVersion
+from classification.promotion import model_promote
+from classification.reclassify import outdated_image_ids, reclassify_chunk
+from datasets.models import DatasetExport
+from datasets.services import search_request
+from datasets.training import TrainingError, search_run
 
 
 def _fmt(value) -> str:
@@ -50,14 +54,9 @@ class Command(BaseCommand):
         version = ModelVersion.objects.filter(name=name).first()
         if version is None:
             raise CommandError(f"no model version named {name!r}")
-        try:
-            version = model_promote(model_version_id=version.pk, enqueue=not now)
-        except TrainingError as exc:
-            raise CommandError(str(exc)) from None
+        version = model_promote(model_version_id=version.pk, enqueue=not now)
         self.stdout.write(f"{version.name} is the active {version.backend} version")
         if now:
-            from classification.training import outdated_image_ids
-
             seen = changed = last = 0
             while ids := outdated_image_ids(model_version=version, after=last):
                 changed += reclassify_chunk(model_version_id=version.pk, image_ids=ids)

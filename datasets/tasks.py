@@ -1,0 +1,56 @@
+"""Celery tasks of datasets: export, evaluation and parameter search (their names predate the app).
+
+Thin: each loads by id and calls the computation, which is idempotent and records progress in our tables.
+"""
+
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from celery import shared_task
+
+from datasets.evaluation import evaluation_run
+from datasets.export import export_run
+from datasets.training import search_run
+
+# Storage and network hiccups worth another try; anything else fails the job with its message.
+TRANSIENT = (BotoConnectionError, ConnectionError, TimeoutError)
+LONG = {"soft_time_limit": 3 * 3600, "time_limit": 3 * 3600 + 300}
+
+__all__ = ["evaluate_models_task", "export_dataset_task", "parameter_search_task"]
+
+
+@shared_task(
+    name="classification.export_dataset",
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=3,
+    **LONG,
+)
+def export_dataset_task(self, export_id: int) -> None:
+    export_run(export_id=export_id)
+
+
+@shared_task(
+    name="classification.evaluate_models",
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=3,
+    **LONG,
+)
+def evaluate_models_task(self, evaluation_ids: list[int]) -> None:
+    evaluation_run(evaluation_ids=evaluation_ids)
+
+
+@shared_task(
+    name="classification.parameter_search",
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=3,
+    **LONG,
+)
+def parameter_search_task(self, search_id: int) -> None:
+    search_run(search_id=search_id)

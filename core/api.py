@@ -1,20 +1,17 @@
-"""API conventions shared by every app: one error shape, and the helpers views use to produce it.
+"""API conventions shared by every app: one error shape, produced here and nowhere else.
 
 Every error answers ``{"error": {"code": str, "message": str, "fields": {...}}}``; ``fields`` holds
-per-field messages for validation errors and is omitted otherwise.
+per-field messages for validation errors and is omitted otherwise. Services refuse with
+``core.errors.ApplicationError`` (code, status, message, extra); views never translate it themselves.
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The resource is not in a state that allows this."
-    default_code = "conflict"
+from core.errors import ApplicationError
 
 
 def _first_message(detail) -> str:
@@ -37,6 +34,8 @@ def error_body(*, code: str, message: str, fields=None, **extra) -> dict:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        return Response(error_body(code=exc.code, message=exc.message, **exc.extra), status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -60,7 +59,3 @@ def exception_handler(exc, context):
 
 def _kept_headers(response: Response) -> dict:
     return {k: v for k, v in response.items() if k in {"WWW-Authenticate", "Retry-After", "Allow"}}
-
-
-def error_response(*, status_code: int, code: str, message: str, **extra) -> Response:
-    return Response(error_body(code=code, message=message, **extra), status=status_code)

@@ -1,15 +1,17 @@
 """Navigation: each role sees only the sections it may use."""
 
-from core.roles import Role, user_roles
+from core.permissions import ADMIN, LABELING, SITEMAPS, STAFF
+from core.roles import user_roles
 
+# The same role sets the pages check (core.permissions), so a link is shown exactly where it opens.
 SECTIONS = (
-    ("Label", "/label/", {Role.LABELER, Role.REVIEWER, Role.ADMIN}),
-    ("Conflicts", "/label/conflicts/", {Role.REVIEWER, Role.ADMIN}),
-    ("Sitemaps", "/sitemaps/", {Role.REVIEWER, Role.ADVERTISER, Role.ADMIN}),
-    ("Datasets", "/datasets/", {Role.ADMIN}),
-    ("Models", "/models/", {Role.ADMIN}),
-    ("Admin", "/admin/", {Role.ADMIN}),
-    ("API", "/api/docs/", {Role.REVIEWER, Role.ADVERTISER, Role.ADMIN}),
+    ("Label", "/label/", set(LABELING)),
+    ("Conflicts", "/label/conflicts/", set(STAFF)),
+    ("Sitemaps", "/sitemaps/", set(SITEMAPS)),
+    ("Datasets", "/datasets/", set(ADMIN)),
+    ("Models", "/models/", set(ADMIN)),
+    ("Admin", "/admin/", set(ADMIN)),
+    ("API", "/api/docs/", set(SITEMAPS)),
 )
 
 

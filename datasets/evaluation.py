@@ -16,6 +16,7 @@ from PIL import Image as PILImage
 
 from classification.models import Image, ModelVersion
 from classification.vocabulary import DISPLAY_DEFAULTS, ML_ATTRIBUTES, choices_for
+from core.errors import ApplicationError
 from core.jobs import JobStatus, job_run
 from datasets.export import manifest_rows
 from datasets.models import DatasetExport, Evaluation
@@ -28,7 +29,7 @@ READ_THREADS = 4
 DECODE_SIZE = (640, 480)
 
 
-class EvaluationError(ValueError):
+class EvaluationError(ApplicationError):
     """An evaluation that cannot be run as asked (unfinished export, attribute no model produces…)."""
 
 

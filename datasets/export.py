@@ -54,6 +54,7 @@ from django.utils.dateparse import parse_datetime
 from classification.collections import collection_get
 from classification.models import GroundTruth, ImageSource
 from classification.vocabulary import Attribute, choices_for
+from core.errors import ApplicationError
 from core.jobs import JobStatus, job_claim, job_run
 from datasets.models import DatasetExport
 
@@ -82,7 +83,7 @@ _MASK64 = (1 << 64) - 1
 RUN_LEASE_SECONDS = 3 * 3600 + 600
 
 
-class ExportError(ValueError):
+class ExportError(ApplicationError):
     """Parameters a person can fix (unknown class, bad fraction…); the message says what to change."""
 
 

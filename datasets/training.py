@@ -12,6 +12,7 @@ from django.db import transaction
 from classification.models import Backend, ModelVersion
 from classification.selectors import model_version_active
 from classification.vocabulary import Attribute
+from core.errors import ApplicationError
 from core.jobs import JobStatus, job_claim, job_run
 from datasets import evaluation
 from datasets.export import RUN_LEASE_SECONDS
@@ -33,7 +34,7 @@ FACTORS = (0.8, 1.25, 0.9, 1.1, 0.7, 1.4)
 PROBE_PICTURES = 5  # pictures on which a setting's own measures are compared with the shared ones
 
 
-class TrainingError(ValueError):
+class TrainingError(ApplicationError):
     """A search or promotion that cannot be done as asked; the message says why."""
 
 

@@ -1,17 +1,15 @@
 """HTML pages for admins: dataset exports (/datasets/) and model quality (/models/). Anyone else gets 404."""
 
-from functools import wraps
-
 from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from classification.models import ModelVersion
 from classification.promotion import model_promote
+from core import permissions
+from core.errors import refusal_as_message
 from core.jobs import JobStatus
-from core.roles import is_admin
-from datasets import evaluation, services, training
+from datasets import evaluation, services
 from datasets.export import file_response
 from datasets.forms import EvaluateForm, ExportForm, SearchForm
 from datasets.models import DatasetExport, Evaluation, ParameterSearch
@@ -19,16 +17,8 @@ from datasets.models import DatasetExport, Evaluation, ParameterSearch
 RECENT = 30
 
 
-def admin_only(view):
-    """The page does not exist for non-admins (404, not 403: we do not confirm what is there)."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not is_admin(request.user):
-            raise Http404
-        return view(request, *args, **kwargs)
-
-    return wrapper
+# The pages do not exist for non-admins (404, not 403: we do not confirm what is there).
+admin_only = permissions.page_requires(*permissions.ADMIN, hidden=True)
 
 
 def _bars(counts: dict) -> list[dict]:
@@ -137,16 +127,13 @@ def models(request):
 
 @admin_only
 @require_POST
+@refusal_as_message("datasets:models")
 def evaluate(request):
     form = EvaluateForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a finished export and at least one model version.")
         return redirect("datasets:models")
-    try:
-        services.evaluation_request(export=form.cleaned_data["export"], model_versions=form.cleaned_data["versions"])
-    except evaluation.EvaluationError as exc:
-        messages.error(request, str(exc))
-        return redirect("datasets:models")
+    services.evaluation_request(export=form.cleaned_data["export"], model_versions=form.cleaned_data["versions"])
     return redirect("datasets:evaluation", pk=form.cleaned_data["export"].pk)
 
 
@@ -187,22 +174,19 @@ def _comparison(rows) -> dict:
 
 @admin_only
 @require_POST
+@refusal_as_message("datasets:models")
 def search(request):
     form = SearchForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a finished export; keep at most as many candidates as settings.")
         return redirect("datasets:models")
-    try:
-        found = services.search_request(
-            export=form.cleaned_data["export"],
-            settings_count=form.cleaned_data["settings_count"],
-            keep=form.cleaned_data["keep"],
-            user=request.user,
-        )
-    except training.TrainingError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Parameter search #{found.pk} queued.")
+    found = services.search_request(
+        export=form.cleaned_data["export"],
+        settings_count=form.cleaned_data["settings_count"],
+        keep=form.cleaned_data["keep"],
+        user=request.user,
+    )
+    messages.success(request, f"Parameter search #{found.pk} queued.")
     return redirect("datasets:models")
 
 

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from classification import sampling
 from classification.collections import collection_get
+from core.errors import ApplicationError
 from labeling.models import Campaign, Item
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,10 @@ ADVERTISER_COLLECTION = "advertiser"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
-class FillError(Exception):
+class FillError(ApplicationError):
     """A fill that cannot be done as asked; the message says what to do instead."""
+
+    code = "fill_refused"
 
 
 @dataclass

@@ -17,22 +17,28 @@ from django.utils import timezone
 from classification.models import GroundTruth, Image
 from classification.services import ground_truth_record
 from classification.vocabulary import choices_for
+from core.errors import ApplicationError
 from labeling.consensus import CONFLICT, DECIDED, consensus
 from labeling.models import CANT_TELL, Campaign, Item, Lease, Vote
 from labeling.prepared import hot_cursor
 
 
-class LabelingError(Exception):
-    """A refused write; ``code`` and ``status`` map it to the API's error shape."""
-
-    code = "invalid"
-    status = 400
+class LabelingError(ApplicationError):
+    """A refused write; ``code`` and ``status`` map it to the API's error shape. A refusal about an item
+    that is no longer open (409) also answers the item's state, read when the answer is built."""
 
     def __init__(self, message: str, *, item: Item | None = None, vote: Vote | None = None):
         super().__init__(message)
-        self.message = message
         self.item = item
         self.vote = vote
+
+    @property
+    def extra(self) -> dict:
+        if self.item is None or self.status != 409:
+            return {}
+        from labeling.api.serializers import item_state
+
+        return {"item": item_state(self.item)}
 
 
 class UnknownLabel(LabelingError):

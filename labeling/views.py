@@ -3,7 +3,6 @@
 import csv
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -11,7 +10,9 @@ from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST
 
-from core.roles import Role, has_role, is_admin, is_staff_reviewer
+from core import permissions
+from core.errors import refusal_as_message
+from core.roles import is_admin, is_staff_reviewer
 from labeling import services
 from labeling.api.serializers import choices_payload
 from labeling.fill import FillError, advertiser_fill_available
@@ -26,18 +27,12 @@ from labeling.selectors import (
     votes_for_export,
 )
 
-LABELING_ROLES = (Role.LABELER, Role.REVIEWER, Role.ADMIN)
 GUIDELINE_EXAMPLES_PER_LABEL = 2
 GUIDELINE_EXAMPLES_SCAN = 200
 
 
-def _require(request, allowed: bool) -> None:
-    if not allowed:
-        raise PermissionDenied
-
-
+@permissions.page_requires(*permissions.LABELING)
 def campaign_list(request):
-    _require(request, has_role(request.user, *LABELING_ROLES))
     campaigns = list(campaigns_with_progress(active_only=True))
     for campaign in campaigns:
         campaign.percent = progress_percent(campaign)
@@ -45,8 +40,8 @@ def campaign_list(request):
 
 
 @ensure_csrf_cookie  # the page's script posts votes with the CSRF cookie
+@permissions.page_requires(*permissions.LABELING)
 def label(request, pk: int):
-    _require(request, has_role(request.user, *LABELING_ROLES))
     campaign = get_object_or_404(Campaign, pk=pk, active=True)
     choices = choices_payload(campaign)
     # Example pictures for the guidelines: a few items per answer whose label the crowd (or an adjudicator)
@@ -91,8 +86,8 @@ def _button(choice: dict) -> dict:
     return {**choice, "short": short, "hint": hint.rstrip(")")}
 
 
+@permissions.page_requires(*permissions.STAFF)
 def conflicts(request):
-    _require(request, is_staff_reviewer(request.user))
     page = Paginator(conflicts_pending(), 20).get_page(request.GET.get("page"))
     for item in page:
         total = max(item.vote_count, 1)
@@ -108,20 +103,21 @@ def conflicts(request):
     return render(request, "labeling/conflicts.html", {"page": page})
 
 
+def _conflicts_page(request) -> str:
+    return f"{reverse('labeling:conflicts')}?page={request.POST.get('page', '1')}"
+
+
 @require_POST
+@permissions.page_requires(*permissions.STAFF)
+@refusal_as_message(_conflicts_page)
 def adjudicate(request, pk: int):
-    _require(request, is_staff_reviewer(request.user))
-    try:
-        item = services.item_adjudicate(item_id=pk, label=request.POST.get("label", ""), user=request.user)
-    except services.LabelingError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Item {item.pk} set to {item.label}.")
-    return redirect(f"{reverse('labeling:conflicts')}?page={request.POST.get('page', '1')}")
+    item = services.item_adjudicate(item_id=pk, label=request.POST.get("label", ""), user=request.user)
+    messages.success(request, f"Item {item.pk} set to {item.label}.")
+    return redirect(_conflicts_page(request))
 
 
+@permissions.page_requires(*permissions.LABELING)
 def stats(request):
-    _require(request, has_role(request.user, *LABELING_ROLES))
     quality = labeler_quality()
     mine = next((q for q in quality if q.user_id == request.user.pk), None)
     campaigns = list(campaigns_with_progress(active_only=False))
@@ -170,13 +166,13 @@ def votes_csv_response(campaign: Campaign) -> StreamingHttpResponse:
     return response
 
 
+@permissions.page_requires(*permissions.STAFF)
 def votes_csv(request, pk: int):
-    _require(request, is_staff_reviewer(request.user))
     return votes_csv_response(get_object_or_404(Campaign, pk=pk))
 
 
+@permissions.page_requires(*permissions.ADMIN)
 def campaign_fill(request, pk: int):
-    _require(request, is_admin(request.user))
     campaign = get_object_or_404(Campaign, pk=pk)
     if request.method == "POST":
         form = FillForm(request.POST, request.FILES, campaign=campaign)

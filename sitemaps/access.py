@@ -1,4 +1,5 @@
-"""Who sees which advertiser: staff see every one, an advertiser user only their own, anyone else none."""
+"""Who sees which advertiser: staff see every one, an advertiser user only their own, anyone else none.
+(Who may use the sitemap pages at all is core.permissions.SITEMAPS.)"""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
@@ -8,10 +9,6 @@ from core.roles import Role, has_role, is_staff_reviewer
 from sitemaps.models import Advertiser
 
 User = AbstractBaseUser | AnonymousUser
-
-
-def may_use_sitemaps(user: User) -> bool:
-    return is_staff_reviewer(user) or has_role(user, Role.ADVERTISER)
 
 
 def advertisers_visible(*, user: User) -> QuerySet[Advertiser]:

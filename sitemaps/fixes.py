@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
 from classification.vocabulary import DROPDOWN_DEFAULTS, ML_ATTRIBUTES, is_valid
+from core.errors import ApplicationError, Conflict
 from core.roles import is_staff_reviewer
 from sitemaps import tasks
 from sitemaps.fix_write import fix_write
@@ -15,12 +16,14 @@ from sitemaps.models import Advertiser, ManualFix, VehicleImage
 from sitemaps.selectors import sitemap_values
 
 
-class VehicleImageNotFound(LookupError):
+class VehicleImageNotFound(ApplicationError):
     """The picture is not in this advertiser's sitemap (or not visible to the caller): answered 404."""
 
+    code, status = "not_found", 404
 
-class PictureNotClassified(ValueError):
-    """The picture could not be downloaded yet, so there is nothing to fix."""
+
+class PictureNotClassified(Conflict):
+    """The picture could not be downloaded yet, so there is nothing to fix (the review page answers 400)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def fixes_apply(*, user: AbstractBaseUser, advertiser: Advertiser, changes: list
     a history row and an outbox row; the cache push is queued after commit. Unchanged values are skipped."""
     for change in changes:
         if change.attribute not in ML_ATTRIBUTES or not is_valid(change.attribute, change.value):
-            raise ValueError(f"{change.value!r} is not a valid {change.attribute}")
+            raise ApplicationError(f"{change.value!r} is not a valid {change.attribute}")
     ids = {c.vehicle_image_id for c in changes}
     rows = {
         vi.id: vi

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from classification.vocabulary import Attribute, normalize
+from core.errors import ApplicationError
 from sitemaps.models import Advertiser, Scrape, Vehicle, VehicleImage
 
 BATCH = 2000
@@ -18,13 +19,16 @@ ANALYZE_AFTER_NEW_PICTURES = 10_000
 MAX_URL_LENGTH = 2000
 
 
-class InventoryInvalid(ValueError):
-    """The payload is refused; ``errors`` says which vehicle and why (a person can act on it)."""
+class InventoryInvalid(ApplicationError):
+    """The payload is refused; ``errors`` (answered as ``vehicles``) says which vehicle and why."""
 
     def __init__(self, errors: list[dict]):
         self.errors = errors
         first = errors[0]
-        super().__init__(f"vehicle {first['index']} ({first.get('external_id') or '?'}): {first['message']}")
+        super().__init__(
+            f"vehicle {first['index']} ({first.get('external_id') or '?'}): {first['message']}",
+            extra={"vehicles": errors},
+        )
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,8 @@ from datetime import date
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_date
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -18,9 +17,10 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from classification.vocabulary import Attribute, Color, ImageType
+from core import permissions
 from core.roles import is_staff_reviewer
-from sitemaps.access import advertiser_get_visible, advertisers_visible, may_use_sitemaps
-from sitemaps.fixes import FixChange, PictureNotClassified, VehicleImageNotFound, fixes_apply
+from sitemaps.access import advertiser_get_visible, advertisers_visible
+from sitemaps.fixes import FixChange, fixes_apply
 from sitemaps.ingest import classification_relaunch
 from sitemaps.selectors import Filters, advertisers_health, fixes_history, sitemap_page
 
@@ -28,16 +28,13 @@ FIELD = re.compile(r"^(type|color)-(\d+)$")
 ATTRIBUTE_OF = {"type": Attribute.IMAGE_TYPE, "color": Attribute.COLOR}
 
 
-def _sitemap_user(request: HttpRequest) -> None:
-    # Labelers (and users with no role) see no sitemap at all: same 404 as an advertiser that is not theirs.
-    if not may_use_sitemaps(request.user):
-        raise Http404("no sitemap")
+# Labelers (and users with no role) see no sitemap at all: same 404 as an advertiser that is not theirs.
+sitemap_user = permissions.page_requires(*permissions.SITEMAPS, hidden=True, message="no sitemap")
 
 
 @require_GET
+@permissions.page_requires(*permissions.SITEMAPS, message="sitemaps are for reviewers, admins and advertiser users")
 def advertiser_list(request: HttpRequest) -> HttpResponse:
-    if not may_use_sitemaps(request.user):
-        raise PermissionDenied("sitemaps are for reviewers, admins and advertiser users")
     health = advertisers_health(advertisers=advertisers_visible(user=request.user))
     return render(request, "sitemaps/advertiser_list.html", {"health": health})
 
@@ -51,8 +48,8 @@ def _page_size(request: HttpRequest) -> int:
 
 
 @require_http_methods(["GET", "POST"])
+@sitemap_user
 def review(request: HttpRequest, slug: str) -> HttpResponse:
-    _sitemap_user(request)
     advertiser = advertiser_get_visible(user=request.user, slug=slug)
     if request.method == "POST":
         return _review_update(request, advertiser)
@@ -89,12 +86,9 @@ def _review_update(request: HttpRequest, advertiser) -> HttpResponse:
         if shown is not None and value == shown:
             continue  # unchanged dropdown: saves nothing
         changes.append(FixChange(vehicle_image_id=int(vi_id), attribute=ATTRIBUTE_OF[prefix], value=value, shown=shown))
-    try:
-        made = fixes_apply(user=request.user, advertiser=advertiser, changes=changes) if changes else []
-    except VehicleImageNotFound as exc:
-        raise Http404(str(exc)) from None
-    except (ValueError, PictureNotClassified) as exc:
-        return HttpResponseBadRequest(str(exc))
+    # A refusal (unknown picture 404, bad value or picture not downloaded yet 400) is answered by
+    # core.errors.ApplicationErrorMiddleware.
+    made = fixes_apply(user=request.user, advertiser=advertiser, changes=changes) if changes else []
     if made:
         messages.success(request, f"Saved {len(made)} change{'s' if len(made) != 1 else ''}.")
     else:
@@ -108,8 +102,8 @@ def _review_update(request: HttpRequest, advertiser) -> HttpResponse:
 
 
 @require_POST
+@sitemap_user
 def relaunch(request: HttpRequest, slug: str) -> HttpResponse:
-    _sitemap_user(request)
     advertiser = advertiser_get_visible(user=request.user, slug=slug)
     scrape = classification_relaunch(advertiser=advertiser, user=request.user)
     messages.success(request, f"Classification relaunched for {scrape.total} pictures.")
@@ -117,8 +111,8 @@ def relaunch(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
+@sitemap_user
 def history(request: HttpRequest, slug: str) -> HttpResponse:
-    _sitemap_user(request)
     advertiser = advertiser_get_visible(user=request.user, slug=slug)
     attribute = request.GET.get("attribute", "")
     fixes = fixes_history(

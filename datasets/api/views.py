@@ -4,15 +4,14 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, generics, serializers, status
-from rest_framework.permissions import BasePermission
+from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classification.models import GroundTruth
 from classification.vocabulary import Attribute
+from core import permissions
 from core.jobs import JobStatus
-from core.roles import is_admin
 from datasets.export import (
     DEFAULT_PHASH_THRESHOLD,
     SOURCE_PRECEDENCE,
@@ -23,16 +22,8 @@ from datasets.export import (
 from datasets.models import DatasetExport
 from datasets.services import export_request
 
-
-class AdminOr404(BasePermission):
-    """Dataset routes do not exist for anyone but admins: authenticated non-admins get 404, not 403."""
-
-    def has_permission(self, request, view) -> bool:
-        if not (request.user and request.user.is_authenticated):
-            return False
-        if not is_admin(request.user):
-            raise exceptions.NotFound()
-        return True
+# Dataset routes do not exist for anyone but admins: authenticated non-admins get 404, not 403.
+AdminOr404 = permissions.api_requires(*permissions.ADMIN, hidden=True)
 
 
 class ExportRequestSerializer(serializers.Serializer):

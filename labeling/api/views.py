@@ -3,12 +3,11 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import error_response
-from core.roles import Role, has_role, is_staff_reviewer
+from core import permissions
+from core.errors import ApplicationError
 from labeling import services
 from labeling.api.serializers import (
     CampaignSerializer,
@@ -24,21 +23,13 @@ from labeling.assignment import items_next, lease_release
 from labeling.models import Campaign, Item
 from labeling.selectors import campaigns_with_progress
 
-LABELING_ROLES = (Role.LABELER, Role.REVIEWER, Role.ADMIN)
-
-
-class CanLabel(BasePermission):
-    message = "Labeling needs the labeler, reviewer or admin role."
-
-    def has_permission(self, request, view) -> bool:
-        return has_role(request.user, *LABELING_ROLES)
-
-
-def _refused(exc: services.LabelingError) -> Response:
-    extra = {}
-    if exc.item is not None and exc.status == 409:
-        extra["item"] = item_state(exc.item)
-    return error_response(status_code=exc.status, code=exc.code, message=exc.message, **extra)
+CanLabel = permissions.api_requires(
+    *permissions.LABELING, message="Labeling needs the labeler, reviewer or admin role."
+)
+IsLabelingAdmin = permissions.api_requires(*permissions.ADMIN, message="Filling a campaign needs the admin role.")
+IsReviewerOrAdmin = permissions.api_requires(
+    *permissions.STAFF, message="The votes export needs the reviewer or admin role."
+)
 
 
 class CampaignListView(generics.ListAPIView):
@@ -92,16 +83,13 @@ class VoteCreateView(APIView):
     def post(self, request):
         data = VoteInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            result = services.vote_record(
-                user=request.user,
-                item_id=data.validated_data["item"],
-                label=data.validated_data["label"],
-                client_uuid=data.validated_data["client_uuid"],
-                ms_to_answer=data.validated_data.get("ms_to_answer"),
-            )
-        except services.LabelingError as exc:
-            return _refused(exc)
+        result = services.vote_record(
+            user=request.user,
+            item_id=data.validated_data["item"],
+            label=data.validated_data["label"],
+            client_uuid=data.validated_data["client_uuid"],
+            ms_to_answer=data.validated_data.get("ms_to_answer"),
+        )
         return Response(
             VoteSerializer(result.vote).data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )
@@ -114,10 +102,7 @@ class VoteDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, ref: str):
-        try:
-            services.vote_undo(user=request.user, vote_ref=ref)
-        except services.LabelingError as exc:
-            return _refused(exc)
+        services.vote_undo(user=request.user, vote_ref=ref)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -142,13 +127,6 @@ class ItemLeaseView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class IsLabelingAdmin(BasePermission):
-    message = "Filling a campaign needs the admin role."
-
-    def has_permission(self, request, view) -> bool:
-        return has_role(request.user, Role.ADMIN)
-
-
 class CampaignFillView(APIView):
     """Add pictures to a campaign: source advertiser/query/random (answers 200 with counts) or zip (202)."""
 
@@ -156,33 +134,19 @@ class CampaignFillView(APIView):
 
     @extend_schema(request=dict, responses={200: dict, 202: dict})
     def post(self, request, pk: int):
-        from labeling.fill import FillError
         from labeling.forms import FillForm
 
         campaign = get_object_or_404(Campaign, pk=pk)
         form = FillForm(request.data, request.FILES, campaign=campaign)
         if not form.is_valid():
             first = next(iter(form.errors.items()))
-            return error_response(
-                status_code=400,
-                code="invalid",
-                message=f"{first[0]}: {first[1][0]}",
-                fields={k: list(v) for k, v in form.errors.items()},
+            raise ApplicationError(
+                f"{first[0]}: {first[1][0]}", extra={"fields": {k: list(v) for k, v in form.errors.items()}}
             )
-        try:
-            message, result = form.run()
-        except FillError as exc:
-            return error_response(status_code=400, code="fill_refused", message=str(exc))
+        message, result = form.run()
         if result is None:
             return Response({"queued": True, "message": message}, status=status.HTTP_202_ACCEPTED)
         return Response({"added": result.added, "already": result.already, "message": message})
-
-
-class IsReviewerOrAdmin(BasePermission):
-    message = "The votes export needs the reviewer or admin role."
-
-    def has_permission(self, request, view) -> bool:
-        return is_staff_reviewer(request.user)
 
 
 class CampaignVotesCsvView(APIView):

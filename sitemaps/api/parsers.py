@@ -4,14 +4,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), which stays as it is for every other endpo
 import json
 
 from django.conf import settings
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.parsers import BaseParser
 
+from core.errors import ApplicationError
 
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The inventory is too large."
-    default_code = "too_large"
+
+class PayloadTooLarge(ApplicationError):
+    code, status = "too_large", 413
 
 
 class InventoryJSONParser(BaseParser):

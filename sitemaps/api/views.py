@@ -11,20 +11,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classification.vocabulary import Attribute, is_valid
-from core.api import error_response
+from core import permissions
+from core.errors import ApplicationError
 from core.roles import is_staff_reviewer
-from sitemaps.access import advertiser_get_visible, advertisers_visible, may_use_sitemaps
+from sitemaps.access import advertiser_get_visible, advertisers_visible
 from sitemaps.api.parsers import InventoryJSONParser
-from sitemaps.fixes import FixChange, PictureNotClassified, VehicleImageNotFound, fixes_apply
-from sitemaps.ingest import InventoryInvalid, advertiser_ensure, classification_relaunch, inventory_parse, scrape_ingest
-from sitemaps.models import Advertiser, ManualFix, Scrape, VehicleImage
+from sitemaps.fixes import FixChange, fixes_apply
+from sitemaps.ingest import advertiser_ensure, classification_relaunch, inventory_parse, scrape_ingest
+from sitemaps.models import ManualFix, Scrape, VehicleImage
 from sitemaps.selectors import Filters, fixes_history, vehicle_ids_filtered, vehicle_rows, vehicles_by_ids
 
-
-def _visible_advertiser(request, slug: str) -> Advertiser:
-    if not may_use_sitemaps(request.user):
-        raise Http404("no sitemap")
-    return advertiser_get_visible(user=request.user, slug=slug)
+# Users outside the sitemap roles see no sitemap at all: 404, like an advertiser that is not theirs.
+SitemapsOr404 = permissions.api_requires(*permissions.SITEMAPS, hidden=True)
 
 
 def scrape_data(scrape: Scrape, request) -> dict:
@@ -50,18 +48,14 @@ class ScrapeCreateView(APIView):
     """Receive an advertiser's inventory; classification runs in the workers."""
 
     parser_classes = [InventoryJSONParser]
+    permission_classes = [SitemapsOr404]
 
     @extend_schema(request=None, responses={202: None})
     def post(self, request, slug: str):
-        if not may_use_sitemaps(request.user):
-            raise Http404("no sitemap")
         staff = is_staff_reviewer(request.user)
         # An advertiser user learns nothing about another advertiser's slug, not even from a 400.
         advertiser = None if staff else advertiser_get_visible(user=request.user, slug=slug)
-        try:
-            vehicles = inventory_parse(payload=request.data)
-        except InventoryInvalid as exc:
-            return error_response(status_code=400, code="invalid", message=str(exc), vehicles=exc.errors)
+        vehicles = inventory_parse(payload=request.data)
         if advertiser is None:
             # The scraper (a staff token) creates the advertiser with its first valid inventory.
             advertiser = advertiser_ensure(slug=slug, name=str(request.data.get("name", ""))[:200])
@@ -72,9 +66,11 @@ class ScrapeCreateView(APIView):
 class RelaunchView(APIView):
     """Classify the advertiser's current inventory again."""
 
+    permission_classes = [SitemapsOr404]
+
     @extend_schema(request=None, responses={202: None})
     def post(self, request, slug: str):
-        advertiser = _visible_advertiser(request, slug)
+        advertiser = advertiser_get_visible(user=request.user, slug=slug)
         scrape = classification_relaunch(advertiser=advertiser, user=request.user)
         return Response(scrape_data(scrape, request), status=status.HTTP_202_ACCEPTED)
 
@@ -82,10 +78,10 @@ class RelaunchView(APIView):
 class ScrapeDetailView(APIView):
     """A scrape's status (queued, running, done, failed) and counts (total, done, from cache, failed)."""
 
+    permission_classes = [SitemapsOr404]
+
     @extend_schema(responses={200: None})
     def get(self, request, scrape_id: int):
-        if not may_use_sitemaps(request.user):
-            raise Http404("no sitemap")
         scrape = get_object_or_404(
             Scrape.objects.select_related("advertiser"),
             id=scrape_id,
@@ -119,6 +115,8 @@ def image_data(row) -> dict:
 class SitemapView(APIView):
     """Paginated vehicles with each picture's effective values (as the review page shows them)."""
 
+    permission_classes = [SitemapsOr404]
+
     @extend_schema(
         parameters=[
             OpenApiParameter("page", int),
@@ -131,7 +129,7 @@ class SitemapView(APIView):
         responses={200: None},
     )
     def get(self, request, slug: str):
-        advertiser = _visible_advertiser(request, slug)
+        advertiser = advertiser_get_visible(user=request.user, slug=slug)
         paginator = SitemapPagination()
         ids = paginator.paginate_queryset(
             vehicle_ids_filtered(advertiser=advertiser, filters=Filters.from_query(request.query_params)),
@@ -190,6 +188,8 @@ def fix_data(fix: ManualFix) -> dict:
 class FixesView(APIView):
     """GET: fix history (filters advertiser, user, attribute, since, until). POST: fix one picture."""
 
+    permission_classes = [SitemapsOr404]
+
     @extend_schema(
         parameters=[
             OpenApiParameter("advertiser", str),
@@ -201,8 +201,6 @@ class FixesView(APIView):
         responses={200: None},
     )
     def get(self, request):
-        if not may_use_sitemaps(request.user):
-            raise Http404("no sitemap")
         advertisers = advertisers_visible(user=request.user)
         slug = request.query_params.get("advertiser")
         if slug:
@@ -216,10 +214,10 @@ class FixesView(APIView):
                 except ValueError:
                     params[name] = None
                 if params[name] is None:
-                    return error_response(status_code=400, code="invalid", message=f"{name}: expected YYYY-MM-DD")
+                    raise ApplicationError(f"{name}: expected YYYY-MM-DD")
         attribute = request.query_params.get("attribute", "")
         if attribute and attribute not in (Attribute.IMAGE_TYPE, Attribute.COLOR):
-            return error_response(status_code=400, code="invalid", message="attribute: image_type or color")
+            raise ApplicationError("attribute: image_type or color")
         fixes = fixes_history(
             advertisers=advertisers, user=request.query_params.get("user", ""), attribute=attribute, **params
         )
@@ -229,8 +227,6 @@ class FixesView(APIView):
 
     @extend_schema(request=FixInput, responses={201: None, 200: None})
     def post(self, request):
-        if not may_use_sitemaps(request.user):
-            raise Http404("no sitemap")
         payload = FixInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
@@ -248,12 +244,7 @@ class FixesView(APIView):
             for attribute in (Attribute.IMAGE_TYPE, Attribute.COLOR)
             if attribute in data
         ]
-        try:
-            made = fixes_apply(user=request.user, advertiser=vehicle_image.vehicle.advertiser, changes=changes)
-        except VehicleImageNotFound:
-            raise Http404("no such vehicle image") from None
-        except PictureNotClassified as exc:
-            return error_response(status_code=409, code="conflict", message=str(exc))
+        made = fixes_apply(user=request.user, advertiser=vehicle_image.vehicle.advertiser, changes=changes)
         fixes = ManualFix.objects.filter(id__in=[f.id for f in made]).select_related(
             "advertiser", "vehicle_image__vehicle", "user"
         )

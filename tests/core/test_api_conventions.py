@@ -5,7 +5,7 @@ from rest_framework import serializers
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
-from core.api import Conflict
+from core.errors import Conflict
 
 
 @pytest.mark.django_db
@@ -34,7 +34,7 @@ class _Echo(serializers.Serializer):
 class _EchoView(APIView):
     def post(self, request):
         _Echo(data=request.data).is_valid(raise_exception=True)
-        raise Conflict(detail="already decided")
+        raise Conflict("already decided")
 
 
 @pytest.mark.django_db

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -187,6 +188,29 @@ def _is_redis() -> bool:
     return isinstance(_backend(), RedisCache)
 
 
+@functools.lru_cache(maxsize=4)
+def _redis_client(location: str, options: tuple):
+    import redis
+
+    return redis.Redis.from_url(location, **dict(options))
+
+
+def _redis_connection():
+    """A redis-py client of our own on the cache's server (the first one, where Django's RedisCache writes)
+    and the serializer Django's RedisCache uses, so what is written here reads back through ``cache.get``.
+
+    Why not the backend's own client: Django's RedisCache has no WATCH/MULTI, and its client is private
+    (``backend._cache.get_client``). tests/classification/test_cache_redis_client.py fails if the two ever
+    stop agreeing on keys or values."""
+    from django.core.cache.backends.redis import RedisSerializer
+
+    config = settings.CACHES["default"]
+    location = config["LOCATION"]
+    servers = location if isinstance(location, list | tuple) else str(location).split(",")
+    options = tuple(sorted(config.get("OPTIONS", {}).items()))
+    return _redis_client(servers[0].strip(), options), RedisSerializer()
+
+
 def _update_redis(name: str, mutate: Callable[[dict | None], dict | None]) -> None:
     from redis.exceptions import RedisError, WatchError
 
@@ -194,8 +218,7 @@ def _update_redis(name: str, mutate: Callable[[dict | None], dict | None]) -> No
     full_key = backend.make_and_validate_key(name)
     timeout = backend.get_backend_timeout(DEFAULT_TIMEOUT)
     try:
-        client = backend._cache.get_client(full_key, write=True)
-        serializer = backend._cache._serializer
+        client, serializer = _redis_connection()
         with client.pipeline() as pipe:
             for _ in range(_WATCH_ATTEMPTS):
                 try:

@@ -42,3 +42,15 @@ def test_a_message_is_never_visible_half_written(tmp_path, monkeypatch):
         assert json.loads((tmp_path / names[0]).read_text())["body"]
         assert queue.get(timeout=1).payload == {"n": 1}
         queue.close()
+
+
+def test_kombus_private_put_still_has_the_shape_the_atomic_channel_overrides():
+    """AtomicChannel overrides kombu's ``filesystem.Channel._put``: the hook kombu's virtual transports are
+    written against, private by name only. If kombu renames it or changes its arguments, this fails (and the
+    half-written-message test above would stop seeing the rename)."""
+    import inspect
+
+    from kombu.transport import filesystem
+
+    assert "_put" in vars(filesystem.Channel)
+    assert list(inspect.signature(filesystem.Channel._put).parameters) == ["self", "queue", "payload", "kwargs"]

@@ -1,4 +1,4 @@
-"""The PostgreSQL hot path (raw SQL in vote_record and items_next): round trips, the ON CONFLICT replay,
+"""The hot path (raw SQL in vote_record and items_next, on both databases): round trips, the ON CONFLICT replay,
 exact tallies under concurrency; the lease release (skip) and gold masking of the item API."""
 
 import re
@@ -66,14 +66,13 @@ def test_next_on_postgres_is_three_statements_without_gold(labeler):
 def _blind_lock(monkeypatch):
     """Make the lock statement blind to existing votes, as if they were committed after its snapshot."""
     sql, replays = re.subn(
-        r"\(SELECT v\.id FROM labeling_vote v WHERE v\.client_uuid = %\(uuid\)s\)", "NULL", services._PG_LOCK
+        r"\(SELECT v\.id FROM labeling_vote v WHERE v\.client_uuid = %\(uuid\)s\)", "NULL", services._READ
     )
     sql, already = re.subn(r"EXISTS \(SELECT 1 FROM labeling_vote v.*?undone_at IS NULL\)", "false", sql, flags=re.S)
     assert (replays, already) == (1, 1)
-    monkeypatch.setattr(services, "_PG_LOCK", sql)
+    monkeypatch.setattr(services, "_READ", sql)
 
 
-@needs_postgres
 @pytest.mark.django_db
 def test_a_replay_that_reaches_the_insert_meets_on_conflict_and_answers_the_original_vote(labeler, monkeypatch):
     item = ItemFactory()
@@ -87,7 +86,6 @@ def test_a_replay_that_reaches_the_insert_meets_on_conflict_and_answers_the_orig
     assert (item.vote_count, item.counts) == (1, {"Dealer": 1})
 
 
-@needs_postgres
 @pytest.mark.django_db
 def test_a_second_vote_that_reaches_the_insert_is_refused_and_nothing_is_written(labeler, monkeypatch):
     item = ItemFactory()

@@ -1,4 +1,5 @@
-"""gunicorn config for ``bench/http_loop.py --profile``: the one worker runs under cProfile, dumped on exit.
+"""gunicorn config for ``bench/http_loop.py --profile``: the worker profiles each request (cProfile, from
+``pre_request`` to ``post_request``: start-up and idle waits left out) and dumps the stats on exit.
 
 Used with one sync worker and one thread, so the profiler (which follows the thread that enabled it) sees
 every request.
@@ -10,10 +11,13 @@ import os
 _profiler = cProfile.Profile()
 
 
-def post_fork(server, worker):
+def pre_request(worker, req):
     _profiler.enable()
 
 
-def worker_exit(server, worker):
+def post_request(worker, req, environ, resp):
     _profiler.disable()
+
+
+def worker_exit(server, worker):
     _profiler.dump_stats(os.environ["BENCH_PROFILE_OUT"])

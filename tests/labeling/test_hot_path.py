@@ -51,14 +51,15 @@ def test_a_vote_on_postgres_is_two_statements_and_a_deciding_one_adds_only_the_g
 
 @needs_postgres
 @pytest.mark.django_db
-def test_next_on_postgres_is_three_statements_without_gold(labeler):
+def test_next_on_postgres_is_four_statements_without_gold(labeler):
     campaign = CampaignFactory(gold_rate=0.0)
     for _ in range(6):
         ItemFactory(campaign=campaign)
     with CaptureQueriesContext(connection) as ctx:
         assigned = items_next(user=labeler, campaign=campaign, count=4)
     assert len(assigned) == 4
-    assert len(statements(ctx)) == 3  # held leases, lock the pick, re-count and lease
+    # held leases, the in-progress window (empty here), fresh items, re-count and lease
+    assert len(statements(ctx)) == 4
     assert Lease.objects.filter(user=labeler).count() == 4
     assert all(a.item.image.thumbnail.name for a in assigned)
 

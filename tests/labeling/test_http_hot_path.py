@@ -12,6 +12,7 @@ from labeling.assignment import items_next
 from labeling.models import CANT_TELL, Item, Lease, Vote
 from labeling.services import vote_record
 from tests.labeling.conftest import CampaignFactory, ItemFactory
+from tests.support import needs_postgres
 
 
 def token_client(user) -> APIClient:
@@ -34,13 +35,14 @@ def test_next_through_the_api_costs_a_fixed_number_of_queries_with_token_auth(la
     items = [ItemFactory(campaign=campaign) for _ in range(8)]
     client = token_client(labeler)
     client.post("/api/v1/votes/", answer(items[0]), format="json")  # the token and roles are now remembered
-    # campaign, held leases, the locking pick, the lease insert (+ the savepoint pair of the test transaction)
-    with django_assert_max_num_queries(6):
+    # campaign, held leases, the picks (in-progress window, then fresh items), the lease insert (+ the
+    # savepoint pair of the test transaction)
+    with django_assert_max_num_queries(7):
         response = client.post(f"/api/v1/campaigns/{campaign.pk}/next/", {"count": 4}, format="json")
     assert len(response.json()["items"]) == 4
     for n in range(3):  # flat in the caller's history
         client.post("/api/v1/votes/", answer(items[1 + n]), format="json")
-        with django_assert_max_num_queries(6):
+        with django_assert_max_num_queries(7):
             client.post(f"/api/v1/campaigns/{campaign.pk}/next/", {"count": 2, "exclude": [1]}, format="json")
 
 
@@ -143,3 +145,61 @@ def test_another_process_revoking_a_token_takes_effect_within_auth_cache_seconds
     later = memo.time.monotonic() + 31
     monkeypatch.setattr(memo.time, "monotonic", lambda: later)
     assert client.post(url, {}, format="json").status_code == 401
+
+
+def _seed_history(*, user, campaign, answered: int, fresh: int) -> None:
+    """``answered`` open items the user answered (as a lone labeler leaves them), then ``fresh`` unanswered."""
+    from classification.models import Image
+
+    images = Image.objects.bulk_create(
+        [Image(sha256=uuid.uuid4().hex * 2, width=1, height=1) for _ in range(answered + fresh)]
+    )
+    items = Item.objects.bulk_create([Item(campaign=campaign, image=image) for image in images])
+    Vote.objects.bulk_create(
+        [Vote(item=item, user=user, label="Dealer", client_uuid=uuid.uuid4()) for item in items[:answered]]
+    )
+    Item.objects.filter(pk__in=[item.pk for item in items[:answered]]).update(
+        top_count=1, vote_count=1, counts={"Dealer": 1}
+    )
+
+
+@pytest.mark.django_db
+def test_a_lone_labeler_with_a_long_history_still_gets_fresh_items(labeler):
+    campaign = CampaignFactory(gold_rate=0.0)
+    _seed_history(user=labeler, campaign=campaign, answered=300, fresh=5)
+    served = items_next(user=labeler, campaign=campaign, count=4)
+    assert len(served) == 4
+    assert not Vote.objects.filter(user=labeler, item_id__in=[a.item.pk for a in served]).exists()
+
+
+def _item_rows_read(plan: dict) -> int:
+    """Rows of labeling_item the executor read, over every node of an EXPLAIN (ANALYZE, FORMAT JSON) plan."""
+    rows = (
+        plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1) if plan.get("Relation Name") == "labeling_item" else 0
+    )
+    return rows + sum(_item_rows_read(child) for child in plan.get("Plans", []))
+
+
+@needs_postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("answered", [0, 600])
+def test_next_reads_a_bounded_number_of_items_whatever_the_callers_history_explain(labeler, answered):
+    from django.utils import timezone
+
+    from labeling import assignment
+    from labeling.prepared import datetime_value, ids
+
+    campaign = CampaignFactory(gold_rate=0.0)
+    _seed_history(user=labeler, campaign=campaign, answered=answered, fresh=400)
+    now = datetime_value(timezone.now())
+    params = {"user": labeler.pk, "campaign": campaign.pk, "now": now, "expires": now, "required": 5,
+              "max_votes": 9, "exclude": ids([]), "count": 8}  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        read = 0
+        for scope in ("window", "fresh"):
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + assignment._sql("pick", scope), params)
+            plan = cursor.fetchone()[0][0]["Plan"]
+            read += _item_rows_read(plan)
+    # The window's in-progress items (twice: its id list and the rows) and the fresh items it leases.
+    assert read <= 2 * assignment.WINDOW + 8

@@ -1,10 +1,11 @@
-# The two commands: `make run` (the app on embedded defaults) and `make test` (lint + the whole suite).
+# The two commands: `make run` (the app on embedded defaults) and `make test` (lint + the whole suite);
+# `make dev` is `make run` with Django's auto-reloading development server instead of gunicorn.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 ADDR   ?= 127.0.0.1:8000
 
-.PHONY: run test lint bench clean
+.PHONY: run dev test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,11 @@ run: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
 	SPOTCHECK_FETCH_ALLOW_LOOPBACK=1 SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py demo_seed
 	SPOTCHECK_FETCH_ALLOW_LOOPBACK=1 SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py serve $(ADDR)
+
+dev: $(VENV)/.run-deps
+	$(BIN)/python manage.py migrate --noinput
+	SPOTCHECK_FETCH_ALLOW_LOOPBACK=1 SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py demo_seed
+	SPOTCHECK_FETCH_ALLOW_LOOPBACK=1 SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py serve --dev $(ADDR)
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .

@@ -1,7 +1,14 @@
-"""The four roles (Django groups) and the questions views ask about them."""
+"""The four roles (Django groups) and the questions views ask about them.
 
+A user's roles are remembered per process for AUTH_CACHE_SECONDS (core.authentication says the bound), so a
+permission check costs no query on the hot path.
+"""
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
+
+from core.memo import Memo
 
 
 class Role(models.TextChoices):
@@ -11,8 +18,12 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+# user id -> frozenset of role names (core.signals forgets an entry when this process changes it)
+remembered = Memo(seconds=lambda: settings.AUTH_CACHE_SECONDS)
+
+
 def user_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
-    """The role names a user holds; a superuser holds every role. Cached on the user object."""
+    """The role names a user holds; a superuser holds every role. Cached on the user object and per process."""
     if not user.is_authenticated:
         return frozenset()
     cached = getattr(user, "_spotcheck_roles", None)
@@ -20,7 +31,10 @@ def user_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
         if user.is_superuser:
             cached = frozenset(Role.values)
         else:
-            cached = frozenset(user.groups.filter(name__in=Role.values).values_list("name", flat=True))
+            cached = remembered.get(user.pk)
+            if cached is None:
+                cached = frozenset(user.groups.filter(name__in=Role.values).values_list("name", flat=True))
+                remembered.set(user.pk, cached)
         user._spotcheck_roles = cached
     return cached
 

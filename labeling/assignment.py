@@ -1,10 +1,11 @@
 """Which items a labeler gets next — the hardest query of the app, kept apart and tested on its own.
 
-Rules: open items the user has not voted on; never leased to more people than the item could still use
-(the fewest votes that could decide it); closest to a decision first; gold interleaved at the campaign's
+Rules: open items the user has not voted on; never leased to more people than can still answer before the
+item closes either way (``consensus.lease_capacity``); closest to a decision first; gold interleaved at the campaign's
 gold rate; leases expire (LABELING_LEASE_SECONDS). On PostgreSQL concurrent callers skip each other's
 candidate rows (``FOR NO KEY UPDATE SKIP LOCKED``: it does not block inserts that reference the item)
-and re-count leases after locking; on SQLite the IMMEDIATE transaction mode serialises the whole call.
+and re-count leases after locking; on SQLite the IMMEDIATE transaction mode (and a lock per server process,
+labeling.prepared.write_transaction) serialises the whole call.
 """
 
 import random
@@ -13,18 +14,27 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import connection
 from django.utils import timezone
 
 from classification.models import Image
-from labeling.models import Campaign, Item, Lease, Vote
-from labeling.prepared import hot_cursor
+from labeling.consensus import lease_capacity_sql
+from labeling.models import Campaign, Item, Lease
+from labeling.prepared import (
+    datetime_value,
+    hot_cursor,
+    ids,
+    lock_rows,
+    not_in_ids,
+    pairs_table,
+    rooms,
+    write_transaction,
+)
 
 MAX_BATCH = 20
-# Rounds of lock-then-recount before settling for fewer items than asked.
-ROUNDS = 3
+# The picks of one call, in order, until it has what it asked for (see _SCOPES); a pick whose items a
+# competitor leased meanwhile is followed by the next one.
+SCOPES = ("window", "fresh", "window", "all")
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,6 @@ def gold_slots(*, count: int, gold_rate: float, rng: random.Random) -> int:
     return sum(1 for _ in range(count) if rng.random() < gold_rate)
 
 
-@transaction.atomic
 def items_next(
     *,
     user: AbstractBaseUser,
@@ -63,150 +72,92 @@ def items_next(
     if count == 0 or not campaign.active:
         return []
     expires_at = now + timedelta(seconds=_lease_seconds())
-    exclude = set(exclude_ids)
-    if connection.vendor == "postgresql":
-        return _items_next_pg(
-            user_id=user.pk, campaign=campaign, count=count, exclude=exclude, now=now, expires_at=expires_at, rng=rng
-        )
-    voted = Vote.objects.live().filter(item=OuterRef("pk"), user=user)
-
-    # Read from the user's few leases, not from the campaign's many items.
-    held = list(
-        Lease.objects.filter(user=user, expires_at__gt=now, item__campaign=campaign, item__status=Item.Status.OPEN)
-        .exclude(item_id__in=exclude)
-        .exclude(Exists(Vote.objects.live().filter(item=OuterRef("item_id"), user=user)))
-        .order_by("item_id")
-        .values_list("item_id", "item__is_gold")[:count]
-    )
-    taken = exclude | {pk for pk, _ in held}
-    wanted = count - len(held)
-
-    n_gold = gold_slots(count=wanted, gold_rate=campaign.gold_rate, rng=rng)
-    gold_ids = list(
-        Item.objects.filter(campaign=campaign, is_gold=True)
-        .exclude(pk__in=taken)
-        .exclude(Exists(voted))
-        .order_by("?")
-        .values_list("id", flat=True)[:n_gold]
-    )
-    real = _lease_real(user=user, campaign=campaign, count=wanted - len(gold_ids), taken=taken, voted=voted, now=now)
-    fresh = [item.pk for item in real]
-    for gold_id in gold_ids:  # at random places, so gold cannot be told apart by position
-        fresh.insert(rng.randint(0, len(fresh)), gold_id)
-
-    ordered = [pk for pk, _ in held] + fresh
-    if not ordered:
-        return []
-    Lease.objects.bulk_create(
-        [Lease(item_id=pk, user=user, expires_at=expires_at, created_at=now) for pk in ordered],
-        update_conflicts=True,
-        unique_fields=["item", "user"],
-        update_fields=["expires_at"],
-    )
-    items = {item.pk: item for item in real}
-    others = [pk for pk in ordered if pk not in items]
-    if others:  # held and gold items; the real ones came with their pictures from the locking query
-        items.update(Item.objects.select_related("image").in_bulk(others))
-    return [Assignment(item=items[pk], expires_at=expires_at) for pk in ordered]
+    with write_transaction():
+        return _items_next(
+            user_id=user.pk, campaign=campaign, count=count, exclude=set(exclude_ids), now=now, expires_at=expires_at,
+            rng=rng,
+        )  # fmt: skip
 
 
-def _lease_real(*, user, campaign: Campaign, count: int, taken: set[int], voted, now: datetime) -> list[Item]:
-    """Lock and pick up to ``count`` real open items that still have room for another lease.
-
-    Locks only as many rows as still wanted (locking spares would make concurrent callers skip them for
-    nothing); a row dropped by the re-count is replaced in a further round.
-    """
-    picked: list[Item] = []
-    tried = set(taken)
-    for _ in range(ROUNDS):
-        wanted = count - len(picked)
-        if wanted <= 0:
-            break
-        candidates = _lock_candidates(user=user, campaign=campaign, count=wanted, tried=tried, voted=voted, now=now)
-        if not candidates:
-            break
-        tried.update(item.pk for item in candidates)
-        # A competitor that leased one of these committed before we got its row lock; this new statement
-        # sees its lease (READ COMMITTED), which the candidate query's older snapshot may not have.
-        leased_now = dict(
-            Lease.objects.filter(item_id__in=[item.pk for item in candidates], expires_at__gt=now)
-            .exclude(user=user)
-            .order_by()
-            .values("item_id")
-            .annotate(n=Count("id"))
-            .values_list("item_id", "n")
-        )
-        picked += [i for i in candidates if leased_now.get(i.pk, 0) < campaign.votes_required - i.top_count]
-    return picked[:count]
-
-
-def _lock_candidates(*, user, campaign: Campaign, count: int, tried: set[int], voted, now: datetime):
-    others_leases = (
-        Lease.objects.filter(item=OuterRef("pk"), expires_at__gt=now)
-        .exclude(user=user)
-        .order_by()
-        .values("item")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return list(
-        Item.objects.filter(campaign=campaign, is_gold=False, status=Item.Status.OPEN)
-        .exclude(pk__in=tried)
-        .exclude(Exists(voted))
-        .annotate(leased=Coalesce(Subquery(others_leases, output_field=IntegerField()), Value(0)))
-        .filter(leased__lt=campaign.votes_required - F("top_count"))
-        .order_by("-top_count", "-vote_count", "id")
-        .select_related("image")
-        .select_for_update(skip_locked=True, no_key=True, of=("self",))[:count]
-    )
-
-
-# PostgreSQL path in raw SQL, the same rules as the ORM path below it (which SQLite keeps): the ORM spent
-# ~9 ms of Python per call compiling these statements. Three or four statements per call: the caller's held
+# Raw SQL, the same statements on PostgreSQL and SQLite (labeling/prepared.py spells the few differences): the
+# ORM spent ~9 ms of Python per call compiling them. Three or four statements per call: the caller's held
 # leases, gold (only when a gold slot was drawn), one locking pick of real items, and one INSERT that both
-# re-counts others' leases on the locked items and writes ours (upserting the held and gold ones).
+# re-counts others' leases on the locked items and writes ours (upserting the held and gold ones). SQLite
+# runs the call under its write lock, so its re-count finds what the pick found.
 _VOTED_BY_ME = """NOT EXISTS (SELECT 1 FROM labeling_vote v
                    WHERE v.item_id = i.id AND v.user_id = %(user)s AND v.undone_at IS NULL)"""
-_PG_HELD = f"""
+_HELD = """
 SELECT i.id, i.image_id, img.thumbnail
 FROM labeling_lease l
 JOIN labeling_item i ON i.id = l.item_id
 JOIN classification_image img ON img.id = i.image_id
 WHERE l.user_id = %(user)s AND l.expires_at > %(now)s AND i.campaign_id = %(campaign)s AND i.status = 'open'
-  AND i.id <> ALL(%(exclude)s::bigint[]) AND {_VOTED_BY_ME}
+  AND {not_excluded} AND {voted}
 ORDER BY i.id
 LIMIT %(count)s
 """
-_PG_GOLD = f"""
+_GOLD = """
 SELECT i.id, i.image_id, img.thumbnail
 FROM labeling_item i JOIN classification_image img ON img.id = i.image_id
-WHERE i.campaign_id = %(campaign)s AND i.is_gold AND i.id <> ALL(%(exclude)s::bigint[]) AND {_VOTED_BY_ME}
+WHERE i.campaign_id = %(campaign)s AND i.is_gold = true AND {not_excluded} AND {voted}
 ORDER BY random()
 LIMIT %(count)s
 """
-# Others' unexpired leases on an item; the item may be leased to at most (votes_required - top_count) people.
+# Others' unexpired leases on an item; it may be leased to at most lease_capacity people in all.
 _OTHERS_LEASES = """(SELECT count(*) FROM labeling_lease l
                       WHERE l.item_id = {item} AND l.expires_at > %(now)s AND l.user_id <> %(user)s)"""
-_PG_LOCK = f"""
-SELECT i.id, i.image_id, img.thumbnail, %(required)s - i.top_count
+_CAPACITY = lease_capacity_sql(
+    top="i.top_count", total="i.vote_count", votes_required="%(required)s", max_votes="%(max_votes)s"
+)
+_PICK = """
+SELECT i.id, i.image_id, img.thumbnail, {capacity}
 FROM labeling_item i JOIN classification_image img ON img.id = i.image_id
-WHERE i.campaign_id = %(campaign)s AND NOT i.is_gold AND i.status = 'open'
-  AND i.id <> ALL(%(exclude)s::bigint[]) AND {_VOTED_BY_ME}
-  AND {_OTHERS_LEASES.format(item="i.id")} < %(required)s - i.top_count
+WHERE i.campaign_id = %(campaign)s AND i.is_gold = false AND i.status = 'open' {scope}
+  AND {not_excluded} AND {voted} AND {others} < {capacity}
 ORDER BY i.top_count DESC, i.vote_count DESC, i.id
 LIMIT %(count)s
-FOR NO KEY UPDATE OF i SKIP LOCKED
+{lock}
 """
-# A competitor that leased one of the locked items committed before we got its row lock; this statement's
+# "next" stays flat in the caller's history: the items closest to a decision are mostly ones the caller
+# already answered (a lone labeler's stay open for ever), and walking past them cost 40 -> 164 ms after 579
+# votes. So the pick looks first at the WINDOW in-progress items closest to a decision, then at fresh items
+# (no vote yet: nobody answered them, an index range in id order), and only when both fall short (the end of
+# a campaign) at every open item. docs/labeling.md shows the plans.
+WINDOW = 64
+_SCOPES = {
+    "window": f"""AND i.vote_count > 0 AND i.id IN (
+        SELECT w.id FROM labeling_item w
+        WHERE w.campaign_id = %(campaign)s AND w.is_gold = false AND w.status = 'open' AND w.vote_count > 0
+        ORDER BY w.top_count DESC, w.vote_count DESC, w.id LIMIT {WINDOW})""",
+    "fresh": "AND i.top_count = 0 AND i.vote_count = 0",
+    "all": "",
+}
+# A competitor that leased one of the picked items committed before we got its row lock; this statement's
 # snapshot is newer than our locks, so it sees that lease (READ COMMITTED). room NULL: held or gold, no cap.
-_PG_LEASE = f"""
+_LEASE = """
 INSERT INTO labeling_lease (item_id, user_id, expires_at, created_at)
 SELECT c.id, %(user)s, %(expires)s, %(now)s
-FROM unnest(%(ids)s::bigint[], %(rooms)s::int[]) AS c(id, room)
-WHERE c.room IS NULL OR {_OTHERS_LEASES.format(item="c.id")} < c.room
-ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
+FROM {pairs}
+WHERE c.room IS NULL OR {others} < c.room
+ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = excluded.expires_at
 RETURNING item_id
 """
+
+
+def _sql(name: str, scope: str = "all") -> str:
+    """The named statement in this connection's dialect (``scope``: which open items a pick looks at)."""
+    parts = {
+        "scope": _SCOPES[scope],
+        "not_excluded": not_in_ids("i.id", "exclude"),
+        # An item with no live vote has none of the caller's: fresh items skip the probe (and its plan).
+        "voted": "true" if scope == "fresh" else _VOTED_BY_ME,
+        "capacity": _CAPACITY,
+        "others": _OTHERS_LEASES.format(item="i.id"),
+        "lock": lock_rows("i", skip_locked=True),
+    }
+    if name == "lease":
+        return _LEASE.format(pairs=pairs_table("ids", "rooms"), others=_OTHERS_LEASES.format(item="c.id"))
+    return {"held": _HELD, "gold": _GOLD, "pick": _PICK}[name].format(**parts)
 
 
 def _partial_item(item_id: int, image_id: int, thumbnail: str) -> Item:
@@ -216,48 +167,53 @@ def _partial_item(item_id: int, image_id: int, thumbnail: str) -> Item:
     return item
 
 
-def _items_next_pg(
+def _items_next(
     *, user_id: int, campaign: Campaign, count: int, exclude: set[int], now: datetime, expires_at: datetime, rng
 ) -> list[Assignment]:
-    params = {"user": user_id, "campaign": campaign.pk, "now": now, "expires": expires_at}
+    params = {
+        "user": user_id,
+        "campaign": campaign.pk,
+        "now": datetime_value(now),
+        "expires": datetime_value(expires_at),
+        "required": campaign.votes_required,
+        "max_votes": campaign.max_votes,
+    }
     with hot_cursor() as cursor:
-        cursor.execute(_PG_HELD, {**params, "exclude": list(exclude), "count": count})
+        cursor.execute(_sql("held"), {**params, "exclude": ids(exclude), "count": count})
         held = cursor.fetchall()
         taken = exclude | {row[0] for row in held}
         wanted = count - len(held)
         n_gold = gold_slots(count=wanted, gold_rate=campaign.gold_rate, rng=rng)
         gold = []
         if n_gold:
-            cursor.execute(_PG_GOLD, {**params, "exclude": list(taken), "count": n_gold})
+            cursor.execute(_sql("gold"), {**params, "exclude": ids(taken), "count": n_gold})
             gold = cursor.fetchall()
         # The first round's INSERT also refreshes the held leases and writes the gold ones.
         pending = [(row[0], None) for row in held + gold]
         rows = {row[0]: row for row in held + gold}
         real: list[int] = []
         tried = set(taken)
-        for _ in range(ROUNDS):
+        for scope in SCOPES:
             want = wanted - len(gold) - len(real)
             candidates = []
             if want > 0:
-                cursor.execute(
-                    _PG_LOCK,
-                    {**params, "exclude": list(tried), "count": want, "required": campaign.votes_required},
-                )
+                cursor.execute(_sql("pick", scope), {**params, "exclude": ids(tried), "count": want})
                 candidates = cursor.fetchall()
-            if not candidates and not pending:
-                break
+            if not candidates:
+                if want > 0 and scope != "all":
+                    continue  # the next pick looks wider; the held and gold leases are written with it
+                if not pending:
+                    break
             tried.update(row[0] for row in candidates)
             rows.update((row[0], row) for row in candidates)
             pending += [(row[0], row[3]) for row in candidates]
             cursor.execute(
-                _PG_LEASE,
-                {**params, "ids": [pk for pk, _ in pending], "rooms": [room for _, room in pending]},
+                _sql("lease"),
+                {**params, "ids": ids(pk for pk, _ in pending), "rooms": rooms(room for _, room in pending)},
             )
             leased = {row[0] for row in cursor.fetchall()}
             real += [row[0] for row in candidates if row[0] in leased]
             pending = []
-            if not candidates:
-                break
     fresh = real[: max(wanted - len(gold), 0)]
     for row in gold:  # at random places, so gold cannot be told apart by position
         fresh.insert(rng.randint(0, len(fresh)), row[0])

@@ -49,6 +49,20 @@ def consensus(*, counts: Mapping[str, int], cant_tell: int, votes_required: int,
     return Outcome(OPEN, "", margin, total, top)
 
 
-def still_needed(*, top: int, votes_required: int) -> int:
-    """The fewest further votes that could decide an open item: what assignment may lease it for."""
-    return max(votes_required - top, 0)
+def lease_capacity(*, top: int, total: int, votes_required: int, max_votes: int) -> int:
+    """How many people an open item may be leased to: the fewest further votes that could close it either
+    way, so that every leased answer is still counted whatever the others answer.
+
+    A decision needs at least ``votes_required - top`` more votes; a conflict may come after
+    ``top + max_votes - total - votes_required + 1`` (each going to another label or can't tell).
+    ``lease_capacity_sql`` is this same rule for the assignment query; tests hold the two to one table.
+    """
+    return max(0, min(votes_required - top, top + max_votes - total - votes_required + 1))
+
+
+def lease_capacity_sql(*, top: str, total: str, votes_required: str, max_votes: str) -> str:
+    """``lease_capacity`` as a SQL expression over the given column or parameter expressions (portable:
+    PostgreSQL and SQLite; the clamp at 0 is left out, callers compare ``leased < capacity``)."""
+    to_decide = f"({votes_required} - {top})"
+    to_conflict = f"({top} + {max_votes} - {total} - {votes_required} + 1)"
+    return f"(CASE WHEN {to_decide} < {to_conflict} THEN {to_decide} ELSE {to_conflict} END)"

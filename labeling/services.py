@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db import connection, transaction
 from django.utils import timezone
 
 from classification.models import GroundTruth, Image
@@ -19,8 +18,17 @@ from classification.services import ground_truth_record
 from classification.vocabulary import choices_for
 from core.errors import ApplicationError
 from labeling.consensus import CONFLICT, DECIDED, consensus
-from labeling.models import CANT_TELL, Campaign, Item, Lease, Vote
-from labeling.prepared import hot_cursor
+from labeling.models import CANT_TELL, Campaign, Item, Vote
+from labeling.prepared import (
+    datetime_value,
+    hot_cursor,
+    is_postgres,
+    json_column,
+    json_param,
+    lock_rows,
+    uuid_value,
+    write_transaction,
+)
 
 
 class LabelingError(ApplicationError):
@@ -76,10 +84,6 @@ def item_reference(item: Item) -> str:
     return f"labeling.item:{item.pk}"
 
 
-def _allowed_labels(campaign: Campaign) -> set[str]:
-    return {*campaign.choices, CANT_TELL}
-
-
 def _replay(vote: Vote, *, user: AbstractBaseUser) -> VoteResult:
     if vote.user_id != user.pk:
         raise UuidReused("this client_uuid belongs to another vote; generate a new one per answer")
@@ -109,74 +113,67 @@ def vote_record(
 ) -> VoteResult:
     """Record one answer, idempotently by ``client_uuid``; decide or close the item when the rule says so.
 
+    When the item closes (decided or conflict) the leases others hold on it are released.
     Raises UnknownLabel, ItemNotFound, ItemClosed (decided/conflict: not counted), AlreadyVoted, UuidReused.
     """
-    if connection.vendor == "postgresql":
-        with transaction.atomic():
-            return _vote_record_pg(
-                user=user, item_id=item_id, label=label, client_uuid=client_uuid, ms_to_answer=ms_to_answer, at=at
-            )
-    try:
-        with transaction.atomic():
-            return _vote_record_locked(
-                user=user, item_id=item_id, label=label, client_uuid=client_uuid, ms_to_answer=ms_to_answer, at=at
-            )
-    except IntegrityError:
-        # Lost a race with the same UUID (replayed on another item) or with another vote of this user.
-        existing = Vote.objects.select_related("item__campaign").filter(client_uuid=client_uuid).first()
-        if existing is not None:
-            return _replay(existing, user=user)
-        item = Item.objects.get(pk=item_id)
-        raise AlreadyVoted("you already answered this picture", item=item) from None
+    with write_transaction():
+        return _vote_record(
+            user=user, item_id=item_id, label=label, client_uuid=client_uuid, ms_to_answer=ms_to_answer, at=at
+        )
 
 
-# The hot path on PostgreSQL, in raw SQL: the ORM spent ~3 ms of Python per vote building these statements,
-# which capped one process near 160 votes/s. Two statements instead of five: (1) drop the caller's lease,
-# lock the item (FOR NO KEY UPDATE: inserts referencing it are not blocked) and read its tally with the
-# campaign's rule and the replay/already-voted answers; (2) insert the vote with ON CONFLICT DO NOTHING and
-# write the new tally only if the insert happened. A conflict there (a replay, or this user's other vote,
-# committed after statement 1's snapshot) is resolved by a lookup instead of an IntegrityError + savepoint.
-# SQLite keeps the ORM path (_vote_record_locked); both are exercised by the test suite.
-_PG_LOCK = """
-WITH dropped_lease AS (
-    DELETE FROM labeling_lease WHERE item_id = %(item)s AND user_id = %(user)s
-)
-SELECT i.status, i.label, i.counts::text, i.cant_tell, i.vote_count, i.top_count, i.is_gold, i.image_id,
-       i.campaign_id, i.decided_at, c.attribute, c.votes_required, c.max_votes,
+# The hot path in raw SQL, the same statements on PostgreSQL and SQLite (labeling/prepared.py spells the few
+# differences): the ORM spent ~3 ms of Python per vote building them. (1) Drop the caller's lease, lock the
+# item (FOR NO KEY UPDATE on PostgreSQL: inserts referencing it are not blocked; SQLite's IMMEDIATE
+# transaction holds the write lock) and read its tally with the campaign's rule and the replay/already-voted
+# answers; (2) insert the vote with ON CONFLICT DO NOTHING and write the new tally (and release every lease
+# on the item when this vote closes it) only if the insert happened. A conflict there (a replay, or this
+# user's other vote, committed after statement 1's snapshot) is resolved by a lookup instead of an
+# IntegrityError + savepoint. On PostgreSQL each step is one statement (data-modifying CTEs).
+_DROP_LEASE = "DELETE FROM labeling_lease WHERE item_id = %(item)s AND user_id = %(user)s"
+_READ = """
+SELECT i.status, i.label, {counts}, i.cant_tell, i.vote_count, i.top_count, i.is_gold, i.image_id,
+       i.campaign_id, c.attribute, c.votes_required, c.max_votes,
        (SELECT v.id FROM labeling_vote v WHERE v.client_uuid = %(uuid)s),
        EXISTS (SELECT 1 FROM labeling_vote v
                WHERE v.item_id = i.id AND v.user_id = %(user)s AND v.undone_at IS NULL)
 FROM labeling_item i JOIN labeling_campaign c ON c.id = i.campaign_id
 WHERE i.id = %(item)s
-FOR NO KEY UPDATE OF i
+{lock}
 """
-_PG_WRITE = """
-WITH new_vote AS (
-    INSERT INTO labeling_vote (item_id, user_id, label, client_uuid, ms_to_answer, created_at, undone_at)
-    VALUES (%(item)s, %(user)s, %(label)s, %(uuid)s, %(ms)s, %(now)s, NULL)
-    ON CONFLICT DO NOTHING
-    RETURNING id
-)
+_INSERT = """
+INSERT INTO labeling_vote (item_id, user_id, label, client_uuid, ms_to_answer, created_at, undone_at)
+VALUES (%(item)s, %(user)s, %(label)s, %(uuid)s, %(ms)s, %(now)s, NULL)
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+_TALLY = """
 UPDATE labeling_item
-SET counts = %(counts)s::jsonb, cant_tell = %(cant_tell)s, vote_count = %(vote_count)s,
+SET counts = {counts}, cant_tell = %(cant_tell)s, vote_count = %(vote_count)s,
     top_count = %(top_count)s, status = %(status)s, label = %(label_out)s, decided_at = %(decided_at)s
-FROM new_vote
-WHERE labeling_item.id = %(item)s
-RETURNING new_vote.id
 """
-_ITEM_FIELDS = [
-    "id",
-    "campaign_id",
-    "image_id",
-    "status",
-    "label",
-    "counts",
-    "cant_tell",
-    "vote_count",
-    "top_count",
-    "decided_at",
-    "is_gold",
-]
+_RELEASE = "DELETE FROM labeling_lease WHERE item_id = %(item)s"
+
+
+def _read_sql() -> list[str]:
+    read = _READ.format(counts=json_column("i.counts"), lock=lock_rows("i"))
+    if is_postgres():
+        return [f"WITH dropped_lease AS ({_DROP_LEASE})" + read]
+    return [_DROP_LEASE, read]
+
+
+def _write_sql(*, closing: bool) -> list[str]:
+    """Statements inserting the vote; the last one answers the new vote's id, or nothing when it was not new."""
+    tally = _TALLY.format(counts=json_param("counts"))
+    if is_postgres():
+        release = f", released AS ({_RELEASE} AND EXISTS (SELECT 1 FROM new_vote))" if closing else ""
+        return [f"WITH new_vote AS ({_INSERT}){release}{tally} FROM new_vote WHERE labeling_item.id = %(item)s "
+                "RETURNING new_vote.id"]  # fmt: skip
+    return [_INSERT]
+
+
+_ITEM_FIELDS = ["id", "campaign_id", "image_id", "status", "label", "counts", "cant_tell", "vote_count", "top_count",
+                "is_gold"]  # fmt: skip
 
 
 def _item_partial(**values) -> Item:
@@ -189,9 +186,11 @@ def _replay_lookup(*, client_uuid: uuid.UUID, user: AbstractBaseUser) -> VoteRes
     return None if existing is None else _replay(existing, user=user)
 
 
-def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> VoteResult:
+def _vote_record(*, user, item_id, label, client_uuid, ms_to_answer, at) -> VoteResult:
+    params = {"item": item_id, "user": user.pk, "uuid": uuid_value(client_uuid)}
     with hot_cursor() as cursor:
-        cursor.execute(_PG_LOCK, {"item": item_id, "user": user.pk, "uuid": client_uuid})
+        for sql in _read_sql():
+            cursor.execute(sql, params)
         row = cursor.fetchone()
         if row is None:
             replay = _replay_lookup(client_uuid=client_uuid, user=user)
@@ -199,7 +198,7 @@ def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> V
                 return replay
             raise ItemNotFound(f"no item {item_id}")
         (status, label_now, counts_text, cant_tell, vote_count, top_count, is_gold, image_id, campaign_id,
-         decided_at, attribute, votes_required, max_votes, replay_id, already) = row  # fmt: skip
+         attribute, votes_required, max_votes, replay_id, already) = row  # fmt: skip
         item = _item_partial(
             id=item_id,
             campaign_id=campaign_id,
@@ -210,8 +209,7 @@ def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> V
             cant_tell=cant_tell,
             vote_count=vote_count,
             top_count=top_count,
-            decided_at=decided_at,
-            is_gold=is_gold,
+            is_gold=bool(is_gold),
         )
         # The campaign's rule columns came with the lock: item_state (gold masking) reads them without a query.
         item.campaign = Campaign.from_db(
@@ -235,7 +233,7 @@ def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> V
         now = at or timezone.now()
         _apply(item, label, +1)
         outcome = None
-        if not is_gold:  # gold items measure people and never close
+        if not item.is_gold:  # gold items measure people and never close
             outcome = consensus(
                 counts=item.counts, cant_tell=item.cant_tell, votes_required=votes_required, max_votes=max_votes
             )
@@ -243,25 +241,26 @@ def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> V
                 item.status, item.label, item.decided_at = Item.Status.DECIDED, outcome.label, now
             elif outcome.state == CONFLICT:
                 item.status = Item.Status.CONFLICT
-        cursor.execute(
-            _PG_WRITE,
-            {
-                "item": item_id,
-                "user": user.pk,
-                "label": label,
-                "uuid": client_uuid,
-                "ms": ms_to_answer,
-                "now": now,
-                "counts": json.dumps(item.counts),
-                "cant_tell": item.cant_tell,
-                "vote_count": item.vote_count,
-                "top_count": item.top_count,
-                "status": item.status,
-                "label_out": item.label,
-                "decided_at": item.decided_at,
-            },
+        closing = item.status != Item.Status.OPEN
+        params.update(
+            label=label,
+            ms=ms_to_answer,
+            now=datetime_value(now),
+            counts=json.dumps(item.counts),
+            cant_tell=item.cant_tell,
+            vote_count=item.vote_count,
+            top_count=item.top_count,
+            status=item.status,
+            label_out=item.label,
+            decided_at=datetime_value(item.decided_at) if closing and item.decided_at else None,
         )
+        for sql in _write_sql(closing=closing):
+            cursor.execute(sql, params)
         written = cursor.fetchone()
+        if written is not None and not is_postgres():
+            cursor.execute(_TALLY.format(counts=json_param("counts")) + " WHERE id = %(item)s", params)
+            if closing:
+                cursor.execute(_RELEASE, params)
     if written is None:
         # The insert met a vote committed after our first statement's snapshot: the same UUID (a replay
         # racing itself) or this user's other live vote on the item. Nothing was written.
@@ -292,77 +291,6 @@ def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> V
         undone_at=None,
     )
     vote._state.adding = False
-    return VoteResult(vote=vote, created=True, item=item)
-
-
-def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) -> VoteResult:
-    # The user's lease on the item ends with their answer. Dropped before taking the item's row lock, so
-    # the lock is held for as few statements as possible (the item's row is what every voter queues on).
-    Lease.objects.filter(item_id=item_id, user=user).delete()
-    # One statement locks the item and answers both questions: is this a replay, and did this user already
-    # answer? If we waited for the lock, PostgreSQL hands back the newest item row but these two answers come
-    # from the statement's snapshot; a vote committed meanwhile then trips a unique constraint on insert,
-    # and vote_record turns that IntegrityError into the replay or the refusal.
-    item = (
-        Item.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("campaign")
-        .annotate(
-            replay_id=Subquery(Vote.objects.filter(client_uuid=client_uuid).values("id")[:1]),
-            already=Exists(Vote.objects.live().filter(item=OuterRef("pk"), user=user)),
-        )
-        .filter(pk=item_id)
-        .first()
-    )
-    if item is None:
-        # A replay whose item is gone still names its vote; anything else is a bad reference.
-        existing = Vote.objects.select_related("item__campaign").filter(client_uuid=client_uuid).first()
-        if existing is not None:
-            return _replay(existing, user=user)
-        raise ItemNotFound(f"no item {item_id}")
-    campaign = item.campaign
-    if item.replay_id is not None:
-        return _replay(Vote.objects.select_related("item__campaign").get(pk=item.replay_id), user=user)
-    if label not in _allowed_labels(campaign):
-        raise UnknownLabel(
-            f"{label!r} is not an answer to this campaign; expected one of "
-            f"{', '.join(sorted(_allowed_labels(campaign)))}",
-            item=item,
-        )
-    if item.status != Item.Status.OPEN:
-        raise ItemClosed(f"this picture is already {item.status}; your answer was not counted", item=item)
-    if item.already:
-        raise AlreadyVoted("you already answered this picture", item=item)
-
-    now = at or timezone.now()
-    vote = Vote.objects.create(
-        item=item, user=user, label=label, client_uuid=client_uuid, ms_to_answer=ms_to_answer, created_at=now
-    )
-    _apply(item, label, +1)
-    fields = ["counts", "cant_tell", "vote_count", "top_count"]
-    if not item.is_gold:  # gold items measure people and never close
-        outcome = consensus(
-            counts=item.counts,
-            cant_tell=item.cant_tell,
-            votes_required=campaign.votes_required,
-            max_votes=campaign.max_votes,
-        )
-        if outcome.state == DECIDED:
-            item.status, item.label, item.decided_at = Item.Status.DECIDED, outcome.label, now
-            fields += ["status", "label", "decided_at"]
-            ground_truth_record(
-                image=item.image,
-                attribute=campaign.attribute,
-                value=outcome.label,
-                source=GroundTruth.Source.CONSENSUS,
-                reference=item_reference(item),
-                votes=outcome.total,
-                margin=outcome.margin,
-                at=now,
-            )
-        elif outcome.state == CONFLICT:
-            item.status = Item.Status.CONFLICT
-            fields.append("status")
-    item.save(update_fields=fields)
     return VoteResult(vote=vote, created=True, item=item)
 
 

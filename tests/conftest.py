@@ -21,7 +21,12 @@ def pytest_report_header(config):
 def _clean_cache():
     from django.core.cache import cache
 
+    from core.authentication import tokens
+    from core.roles import remembered
+
     cache.clear()
+    tokens.clear()
+    remembered.clear()
     yield
 
 

@@ -72,6 +72,22 @@ class VoteInputSerializer(serializers.Serializer):
     ms_to_answer = serializers.IntegerField(min_value=0, max_value=3_600_000, required=False, allow_null=True)
 
 
+MAX_BATCH_VOTES = 50
+
+
+class VoteBatchInputSerializer(serializers.Serializer):
+    """Documentation of a batch upload; each answer is validated on its own (one bad answer refuses only itself)."""
+
+    votes = serializers.ListField(child=VoteInputSerializer(), min_length=1, max_length=MAX_BATCH_VOTES)
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    item = ItemStateSerializer(required=False)
+    fields = serializers.DictField(required=False)
+
+
 def item_state(item: Item) -> dict:
     """What a labeler may know of an item. Gold items must look like any open item (``item.campaign`` is read
     for them: callers load it with the item)."""
@@ -98,3 +114,16 @@ class VoteSerializer(serializers.ModelSerializer):
     @extend_schema_field(ItemStateSerializer)
     def get_item(self, vote) -> dict:
         return item_state(vote.item)
+
+
+class VoteBatchResultSerializer(serializers.Serializer):
+    """One answer's outcome, with the status the single-vote endpoint would have answered."""
+
+    client_uuid = serializers.CharField(allow_null=True)
+    status = serializers.IntegerField(help_text="201 recorded, 200 replay, 400/404/409 refused (see error)")
+    vote = VoteSerializer(required=False)
+    error = ErrorSerializer(required=False)
+
+
+class VoteBatchResponseSerializer(serializers.Serializer):
+    results = VoteBatchResultSerializer(many=True, help_text="One per answer sent, in the same order.")

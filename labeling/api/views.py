@@ -7,13 +7,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import permissions
+from core.api import error_body
 from core.errors import ApplicationError
 from labeling import services
 from labeling.api.serializers import (
+    MAX_BATCH_VOTES,
     CampaignSerializer,
     ItemStateSerializer,
     NextInputSerializer,
     NextResponseSerializer,
+    VoteBatchInputSerializer,
+    VoteBatchResponseSerializer,
     VoteInputSerializer,
     VoteSerializer,
     choices_payload,
@@ -93,6 +97,45 @@ class VoteCreateView(APIView):
         return Response(
             VoteSerializer(result.vote).data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )
+
+
+class VoteBatchView(APIView):
+    """Record several answers in one request (the phone's queue upload): each is idempotent by its
+    client_uuid and recorded on its own, in order; the answer lists one result per vote."""
+
+    permission_classes = [CanLabel]
+
+    @extend_schema(request=VoteBatchInputSerializer, responses={200: VoteBatchResponseSerializer})
+    def post(self, request):
+        votes = request.data.get("votes") if isinstance(request.data, dict) else None
+        if not isinstance(votes, list) or not 1 <= len(votes) <= MAX_BATCH_VOTES:
+            raise ApplicationError(
+                f"votes: send a list of 1 to {MAX_BATCH_VOTES} answers",
+                extra={"fields": {"votes": [f"a list of 1 to {MAX_BATCH_VOTES} answers"]}},
+            )
+        return Response({"results": [_vote_result(request.user, entry) for entry in votes]})
+
+
+def _vote_result(user, entry) -> dict:
+    """What POST /votes/ would have answered for this one answer, as a batch result."""
+    data = VoteInputSerializer(data=entry)
+    key = entry.get("client_uuid") if isinstance(entry, dict) else None
+    if not data.is_valid():
+        first = next(iter(data.errors.items()))
+        fields = {name: [str(m) for m in messages] for name, messages in data.errors.items()}
+        body = error_body(code="invalid", message=f"{first[0]}: {first[1][0]}", fields=fields)
+        return {"client_uuid": key, "status": 400, **body}
+    try:
+        result = services.vote_record(
+            user=user,
+            item_id=data.validated_data["item"],
+            label=data.validated_data["label"],
+            client_uuid=data.validated_data["client_uuid"],
+            ms_to_answer=data.validated_data.get("ms_to_answer"),
+        )
+    except services.LabelingError as exc:
+        return {"client_uuid": key, "status": exc.status, **error_body(code=exc.code, message=exc.message, **exc.extra)}
+    return {"client_uuid": key, "status": 201 if result.created else 200, "vote": VoteSerializer(result.vote).data}
 
 
 class VoteDetailView(APIView):

@@ -39,7 +39,7 @@
   var flushing = false;
   var flushTimer = null;
   var backoff = 1000;
-  var inflight = null; // the queue entry being uploaded
+  var inflight = null; // the queue entries being uploaded
   var shownAt = 0;
   var toastTimer = null;
 
@@ -119,39 +119,70 @@
     );
   }
 
+  // Queued answers go up together (POST votes/batch/: one result per answer, each idempotent by its UUID);
+  // an undo goes alone, in its place in the queue.
+  var BATCH_MAX = 50;
+
+  function isInflight(op) {
+    return inflight !== null && inflight.indexOf(op) >= 0;
+  }
+
+  function refusal(op, s, code) {
+    if (op.kind === "undo" && s === 409) toast("Too late to undo: that picture was already decided.");
+    else if (code === "item_closed") toast("That picture was decided before your answer arrived.");
+    else if (s === 400) toast("An answer was refused by the server.");
+  }
+
   function flush() {
     if (flushing || queue.length === 0) return;
     flushing = true;
-    var op = queue[0];
-    inflight = op;
-    var call = op.kind === "undo"
-      ? request("DELETE", cfg.votesUrl + encodeURIComponent(op.uuid) + "/")
-      : request("POST", cfg.votesUrl, { item: op.item, label: op.label, client_uuid: op.uuid, ms_to_answer: op.ms });
+    var ops = [queue[0]];
+    if (queue[0].kind === "vote") {
+      for (var k = 1; k < queue.length && ops.length < BATCH_MAX && queue[k].kind === "vote"; k++) ops.push(queue[k]);
+    }
+    inflight = ops;
+    var call = ops[0].kind === "undo"
+      ? request("DELETE", cfg.votesUrl + encodeURIComponent(ops[0].uuid) + "/")
+      : request("POST", cfg.votesUrl + "batch/", {
+          votes: ops.map(function (op) {
+            return { item: op.item, label: op.label, client_uuid: op.uuid, ms_to_answer: op.ms };
+          }),
+        });
     call
       .then(function (response) {
         var s = response.status;
-        if (s >= 200 && s < 300) return "done";
         if (s === 401 || s === 403) {
           toast("You are signed out: log in again, your answers are kept on this phone.");
-          return "retry";
+          return [];
         }
-        if (s === 429 || s >= 500) return "retry";
+        if (s === 429 || s >= 500) return [];
+        if (ops[0].kind === "vote" && s === 200) {
+          return response.json().then(function (data) {
+            // 2xx recorded; 4xx the server will never accept this answer: say why and drop it.
+            return ops.filter(function (op, i) {
+              var r = data.results[i];
+              if (r.status >= 400) refusal(op, r.status, (r.error && r.error.code) || "");
+              return r.status < 500;
+            });
+          });
+        }
+        if (s >= 200 && s < 300) return ops;
         // 4xx other than auth: the server will never accept this entry; say why and drop it.
         return errorCode(response).then(function (code) {
-          if (op.kind === "undo" && s === 409) toast("Too late to undo: that picture was already decided.");
-          else if (code === "item_closed") toast("That picture was decided before your answer arrived.");
-          else if (s === 400) toast("An answer was refused by the server.");
-          return "done";
+          refusal(ops[0], s, code);
+          return ops;
         });
       }, function () {
-        return "retry"; // network down: keep it, try again later
+        return []; // network down: keep them, try again later
       })
-      .then(function (outcome) {
+      .then(function (done) {
         inflight = null;
         flushing = false;
-        if (outcome === "done") {
-          var i = queue.indexOf(op);
-          if (i >= 0) queue.splice(i, 1);
+        if (done.length) {
+          done.forEach(function (op) {
+            var i = queue.indexOf(op);
+            if (i >= 0) queue.splice(i, 1);
+          });
           saveQueue();
           backoff = 1000;
           if (queue.length) flush();
@@ -259,7 +290,7 @@
     for (var k = 0; k < queue.length; k++) {
       if (queue[k].kind === "vote" && queue[k].uuid === last.uuid) i = k;
     }
-    if (i >= 0 && queue[i] !== inflight) {
+    if (i >= 0 && !isInflight(queue[i])) {
       queue.splice(i, 1); // never sent: forget it
     } else {
       queue.push({ kind: "undo", uuid: last.uuid });

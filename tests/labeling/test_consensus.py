@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeling.consensus import CONFLICT, DECIDED, OPEN, consensus, still_needed
+from labeling.consensus import CONFLICT, DECIDED, OPEN, consensus, lease_capacity, lease_capacity_sql
 
 
 @pytest.mark.parametrize(
@@ -51,10 +51,75 @@ def test_impossible_tallies_are_refused(kwargs):
         consensus(**kwargs)
 
 
-def test_still_needed_counts_down_to_zero():
-    assert still_needed(top=0, votes_required=5) == 5
-    assert still_needed(top=4, votes_required=5) == 1
-    assert still_needed(top=7, votes_required=5) == 0
+# (counts, can't tell, votes_required, max_votes) -> how many people the item may be leased to at once.
+CAPACITY_CASES = [
+    ({}, 0, 5, 9, 5),  # fresh: five agreeing answers decide, five can't tells make a conflict
+    ({"Dealer": 4}, 0, 5, 9, 1),  # one more Dealer decides
+    ({"Dealer": 3, "Stock": 3}, 0, 5, 9, 2),
+    ({"Dealer": 3, "Stock": 3}, 1, 5, 9, 1),  # one can't tell makes it a conflict (3 + 1 left < 5)
+    ({"Dealer": 2, "Stock": 2, "Placeholder": 2}, 0, 5, 9, 1),
+    ({"Dealer": 4, "Stock": 4}, 0, 5, 9, 1),
+    ({"a": 1}, 0, 3, 5, 2),
+    ({}, 0, 3, 3, 1),  # unanimity: any answer but the first one's may close it
+    ({}, 0, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize(("counts", "cant_tell", "required", "max_votes", "capacity"), CAPACITY_CASES)
+def test_lease_capacity_is_the_fewest_answers_that_could_close_the_item(
+    counts, cant_tell, required, max_votes, capacity
+):
+    total = sum(counts.values()) + cant_tell
+    top = max(counts.values(), default=0)
+    assert lease_capacity(top=top, total=total, votes_required=required, max_votes=max_votes) == capacity
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("counts", "cant_tell", "required", "max_votes", "capacity"), CAPACITY_CASES)
+def test_the_assignment_query_computes_the_same_lease_capacity(counts, cant_tell, required, max_votes, capacity):
+    from django.db import connection
+
+    total = sum(counts.values()) + cant_tell
+    top = max(counts.values(), default=0)
+    sql = lease_capacity_sql(top="%(top)s", total="%(total)s", votes_required="%(r)s", max_votes="%(m)s")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", {"top": top, "total": total, "r": required, "m": max_votes})
+        assert cursor.fetchone()[0] == capacity
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    required=st.integers(1, 6),
+    extra=st.integers(0, 5),
+    history=st.lists(st.sampled_from(["A", "B", "C", "cant_tell"]), max_size=12),
+    future=st.lists(st.sampled_from(["A", "B", "C", "cant_tell"]), max_size=12),
+)
+def test_every_leased_answer_is_counted_and_one_more_lease_could_be_wasted(required, extra, history, future):
+    max_votes = required + extra
+
+    def state(votes):
+        counts = {label: votes.count(label) for label in set(votes) - {"cant_tell"}}
+        return consensus(
+            counts=counts, cant_tell=votes.count("cant_tell"), votes_required=required, max_votes=max_votes
+        )
+
+    # Replay a history up to where it closes; its capacity bounds how many answers are surely counted.
+    votes = []
+    for label in history:
+        if state(votes).state != OPEN:
+            break
+        votes.append(label)
+    now = state(votes)
+    if now.state != OPEN:
+        return
+    capacity = lease_capacity(top=now.top, total=now.total, votes_required=required, max_votes=max_votes)
+    assert capacity >= 1
+    # Whatever the first capacity - 1 leased answers are, the item is still open for the last one.
+    assert state(votes + future[: capacity - 1]).state == OPEN
+    # And capacity + 1 leases could waste one: some capacity answers close it.
+    top_label = max("ABC", key=lambda label: (votes.count(label), label == "A"))
+    closers = [[top_label] * capacity, ["cant_tell"] * capacity]
+    assert any(state(votes + closer).state != OPEN for closer in closers)
 
 
 LABELS = ["A", "B", "C", "cant_tell"]

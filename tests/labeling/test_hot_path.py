@@ -1,4 +1,4 @@
-"""The PostgreSQL hot path (raw SQL in vote_record and items_next): round trips, the ON CONFLICT replay,
+"""The hot path (raw SQL in vote_record and items_next, on both databases): round trips, the ON CONFLICT replay,
 exact tallies under concurrency; the lease release (skip) and gold masking of the item API."""
 
 import re
@@ -51,14 +51,15 @@ def test_a_vote_on_postgres_is_two_statements_and_a_deciding_one_adds_only_the_g
 
 @needs_postgres
 @pytest.mark.django_db
-def test_next_on_postgres_is_three_statements_without_gold(labeler):
+def test_next_on_postgres_is_four_statements_without_gold(labeler):
     campaign = CampaignFactory(gold_rate=0.0)
     for _ in range(6):
         ItemFactory(campaign=campaign)
     with CaptureQueriesContext(connection) as ctx:
         assigned = items_next(user=labeler, campaign=campaign, count=4)
     assert len(assigned) == 4
-    assert len(statements(ctx)) == 3  # held leases, lock the pick, re-count and lease
+    # held leases, the in-progress window (empty here), fresh items, re-count and lease
+    assert len(statements(ctx)) == 4
     assert Lease.objects.filter(user=labeler).count() == 4
     assert all(a.item.image.thumbnail.name for a in assigned)
 
@@ -66,14 +67,13 @@ def test_next_on_postgres_is_three_statements_without_gold(labeler):
 def _blind_lock(monkeypatch):
     """Make the lock statement blind to existing votes, as if they were committed after its snapshot."""
     sql, replays = re.subn(
-        r"\(SELECT v\.id FROM labeling_vote v WHERE v\.client_uuid = %\(uuid\)s\)", "NULL", services._PG_LOCK
+        r"\(SELECT v\.id FROM labeling_vote v WHERE v\.client_uuid = %\(uuid\)s\)", "NULL", services._READ
     )
     sql, already = re.subn(r"EXISTS \(SELECT 1 FROM labeling_vote v.*?undone_at IS NULL\)", "false", sql, flags=re.S)
     assert (replays, already) == (1, 1)
-    monkeypatch.setattr(services, "_PG_LOCK", sql)
+    monkeypatch.setattr(services, "_READ", sql)
 
 
-@needs_postgres
 @pytest.mark.django_db
 def test_a_replay_that_reaches_the_insert_meets_on_conflict_and_answers_the_original_vote(labeler, monkeypatch):
     item = ItemFactory()
@@ -87,7 +87,6 @@ def test_a_replay_that_reaches_the_insert_meets_on_conflict_and_answers_the_orig
     assert (item.vote_count, item.counts) == (1, {"Dealer": 1})
 
 
-@needs_postgres
 @pytest.mark.django_db
 def test_a_second_vote_that_reaches_the_insert_is_refused_and_nothing_is_written(labeler, monkeypatch):
     item = ItemFactory()

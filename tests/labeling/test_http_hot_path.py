@@ -1,0 +1,205 @@
+"""The labeling loop as phones drive it over HTTP (token auth, next + vote, the batch upload): the queries each
+call costs on either database, leases capped and released, and how long a revoked token or role survives."""
+
+import uuid
+
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from labeling.assignment import items_next
+from labeling.models import CANT_TELL, Item, Lease, Vote
+from labeling.services import vote_record
+from tests.labeling.conftest import CampaignFactory, ItemFactory
+from tests.support import needs_postgres
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def answer(item, label="Dealer", key=None) -> dict:
+    return {"item": item.pk, "label": label, "client_uuid": str(key or uuid.uuid4())}
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.mark.django_db
+def test_next_through_the_api_costs_a_fixed_number_of_queries_with_token_auth(labeler, django_assert_max_num_queries):
+    campaign = CampaignFactory(gold_rate=0.0)
+    items = [ItemFactory(campaign=campaign) for _ in range(8)]
+    client = token_client(labeler)
+    client.post("/api/v1/votes/", answer(items[0]), format="json")  # the token and roles are now remembered
+    # campaign, held leases, the picks (in-progress window, then fresh items), the lease insert (+ the
+    # savepoint pair of the test transaction)
+    with django_assert_max_num_queries(7):
+        response = client.post(f"/api/v1/campaigns/{campaign.pk}/next/", {"count": 4}, format="json")
+    assert len(response.json()["items"]) == 4
+    for n in range(3):  # flat in the caller's history
+        client.post("/api/v1/votes/", answer(items[1 + n]), format="json")
+        with django_assert_max_num_queries(7):
+            client.post(f"/api/v1/campaigns/{campaign.pk}/next/", {"count": 2, "exclude": [1]}, format="json")
+
+
+@pytest.mark.django_db
+def test_vote_through_the_api_costs_a_fixed_number_of_queries_with_token_auth(labelers, django_assert_max_num_queries):
+    campaign = CampaignFactory(votes_required=2, max_votes=3)
+    items = [ItemFactory(campaign=campaign) for _ in range(3)]
+    first, second = (token_client(user) for user in labelers(2))
+    first.post("/api/v1/votes/", answer(items[0]), format="json")
+    second.post("/api/v1/votes/", answer(items[1]), format="json")
+    # PostgreSQL: lock + read, insert + tally; SQLite: lease drop, read, insert, tally (+ savepoints)
+    with django_assert_max_num_queries(4 if is_postgres() else 6):
+        assert first.post("/api/v1/votes/", answer(items[2]), format="json").status_code == 201
+    # A deciding vote adds the ground truth (and on SQLite the release of the item's leases).
+    with django_assert_max_num_queries(5 if is_postgres() else 8):
+        response = second.post("/api/v1/votes/", answer(items[0]), format="json")
+    assert response.json()["item"]["status"] == "decided"
+
+
+@pytest.mark.django_db
+def test_a_batch_upload_records_each_answer_once_and_answers_per_answer(labelers):
+    campaign = CampaignFactory(votes_required=1, max_votes=1)
+    open_item, decided = ItemFactory(campaign=campaign), ItemFactory(campaign=campaign)
+    me, other = labelers(2)
+    vote_record(user=other, item_id=decided.pk, label="Stock", client_uuid=uuid.uuid4())
+    client = token_client(me)
+    fresh = answer(open_item)
+    batch = [fresh, answer(decided), answer(open_item, "Purple"), {"item": open_item.pk, "label": "Dealer"}]
+    response = client.post("/api/v1/votes/batch/", {"votes": batch}, format="json")
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 409, 400, 400]
+    assert results[0]["vote"]["item"]["status"] == "decided"
+    assert results[1]["error"]["code"] == "item_closed"
+    assert results[1]["error"]["item"]["label"] == "Stock"
+    assert results[2]["error"]["code"] == "unknown_label"
+    assert results[3]["error"]["fields"]["client_uuid"]
+    # Re-sent after a lost response: the recorded answer is a replay (200), nothing is counted twice.
+    again = client.post("/api/v1/votes/batch/", {"votes": [fresh]}, format="json").json()["results"]
+    assert (again[0]["status"], again[0]["vote"]["id"]) == (200, results[0]["vote"]["id"])
+    assert Vote.objects.filter(item=open_item).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_must_be_a_short_list(labeler):
+    client = token_client(labeler)
+    assert client.post("/api/v1/votes/batch/", {"votes": []}, format="json").json()["error"]["code"] == "invalid"
+    too_many = [answer(ItemFactory.build(pk=1)) for _ in range(51)]
+    assert client.post("/api/v1/votes/batch/", {"votes": too_many}, format="json").status_code == 400
+
+
+@pytest.mark.django_db
+def test_an_item_is_leased_only_to_as_many_as_can_answer_before_it_may_become_a_conflict(labelers):
+    campaign = CampaignFactory(votes_required=5, max_votes=9, gold_rate=0.0)
+    item = ItemFactory(campaign=campaign)
+    voters, waiting = labelers(7), labelers(3, prefix="w")
+    for person, label in zip(voters, ["Dealer"] * 3 + ["Stock"] * 3 + [CANT_TELL], strict=True):
+        vote_record(user=person, item_id=item.pk, label=label, client_uuid=uuid.uuid4())
+    # Dealer 3, Stock 3, can't tell 1: one more can't tell makes it a conflict, so one lease only.
+    served = [len(items_next(user=person, campaign=campaign, count=1)) for person in waiting]
+    assert served == [1, 0, 0]
+
+
+@pytest.mark.django_db
+def test_the_vote_that_closes_an_item_releases_every_lease_on_it(labelers):
+    campaign = CampaignFactory(votes_required=2, max_votes=3, gold_rate=0.0)
+    item = ItemFactory(campaign=campaign)
+    a, b, c = labelers(3)
+    for person in (a, b):
+        assert [x.item.pk for x in items_next(user=person, campaign=campaign, count=1)] == [item.pk]
+    vote_record(user=c, item_id=item.pk, label="Dealer", client_uuid=uuid.uuid4())
+    assert Lease.objects.filter(item=item).count() == 2  # still open: both may answer
+    vote_record(user=a, item_id=item.pk, label="Dealer", client_uuid=uuid.uuid4())
+    assert Item.objects.get(pk=item.pk).status == "decided"
+    assert not Lease.objects.filter(item=item).exists()
+
+
+@pytest.mark.django_db
+def test_a_deleted_token_or_a_removed_role_is_refused_at_once_in_the_process_that_saved_it(labeler, campaign):
+    from django.contrib.auth.models import Group
+
+    client = token_client(labeler)
+    url = f"/api/v1/campaigns/{campaign.pk}/next/"
+    assert client.post(url, {}, format="json").status_code == 200
+    labeler.groups.remove(Group.objects.get(name="labeler"))
+    assert client.post(url, {}, format="json").status_code == 403
+    Token.objects.filter(user=labeler).delete()
+    assert client.post(url, {}, format="json").status_code == 401
+
+
+@pytest.mark.django_db
+def test_another_process_revoking_a_token_takes_effect_within_auth_cache_seconds(labeler, campaign, monkeypatch):
+    from core import memo
+
+    client = token_client(labeler)
+    url = f"/api/v1/campaigns/{campaign.pk}/next/"
+    assert client.post(url, {}, format="json").status_code == 200
+    Token.objects.filter(user=labeler).update(key="0" * 40)  # like another process: no signal reaches us
+    assert client.post(url, {}, format="json").status_code == 200  # still remembered
+    later = memo.time.monotonic() + 31
+    monkeypatch.setattr(memo.time, "monotonic", lambda: later)
+    assert client.post(url, {}, format="json").status_code == 401
+
+
+def _seed_history(*, user, campaign, answered: int, fresh: int) -> None:
+    """``answered`` open items the user answered (as a lone labeler leaves them), then ``fresh`` unanswered."""
+    from classification.models import Image
+
+    images = Image.objects.bulk_create(
+        [Image(sha256=uuid.uuid4().hex * 2, width=1, height=1) for _ in range(answered + fresh)]
+    )
+    items = Item.objects.bulk_create([Item(campaign=campaign, image=image) for image in images])
+    Vote.objects.bulk_create(
+        [Vote(item=item, user=user, label="Dealer", client_uuid=uuid.uuid4()) for item in items[:answered]]
+    )
+    Item.objects.filter(pk__in=[item.pk for item in items[:answered]]).update(
+        top_count=1, vote_count=1, counts={"Dealer": 1}
+    )
+
+
+@pytest.mark.django_db
+def test_a_lone_labeler_with_a_long_history_still_gets_fresh_items(labeler):
+    campaign = CampaignFactory(gold_rate=0.0)
+    _seed_history(user=labeler, campaign=campaign, answered=300, fresh=5)
+    served = items_next(user=labeler, campaign=campaign, count=4)
+    assert len(served) == 4
+    assert not Vote.objects.filter(user=labeler, item_id__in=[a.item.pk for a in served]).exists()
+
+
+def _item_rows_read(plan: dict) -> int:
+    """Rows of labeling_item the executor read, over every node of an EXPLAIN (ANALYZE, FORMAT JSON) plan."""
+    rows = (
+        plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1) if plan.get("Relation Name") == "labeling_item" else 0
+    )
+    return rows + sum(_item_rows_read(child) for child in plan.get("Plans", []))
+
+
+@needs_postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("answered", [0, 600])
+def test_next_reads_a_bounded_number_of_items_whatever_the_callers_history_explain(labeler, answered):
+    from django.utils import timezone
+
+    from labeling import assignment
+    from labeling.prepared import datetime_value, ids
+
+    campaign = CampaignFactory(gold_rate=0.0)
+    _seed_history(user=labeler, campaign=campaign, answered=answered, fresh=400)
+    now = datetime_value(timezone.now())
+    params = {"user": labeler.pk, "campaign": campaign.pk, "now": now, "expires": now, "required": 5,
+              "max_votes": 9, "exclude": ids([]), "count": 8}  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        read = 0
+        for scope in ("window", "fresh"):
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + assignment._sql("pick", scope), params)
+            plan = cursor.fetchone()[0][0]["Plan"]
+            read += _item_rows_read(plan)
+    # The window's in-progress items (twice: its id list and the rows) and the fresh items it leases.
+    assert read <= 2 * assignment.WINDOW + 8

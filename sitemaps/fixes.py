@@ -1,9 +1,12 @@
 """Manual fixes from the review page and the API: history row + ground truth + outbox row in one transaction,
-then a push to the classification cache (retried by a periodic sweep until the cache acknowledges it)."""
+then a push to the classification cache (retried by a periodic sweep until the cache acknowledges it).
+
+A picture never downloaded can be fixed too: the fix is keyed by its URL (history + outbox, pushed to the URL's
+cache entry) and recorded on the picture once it is downloaded (``url_fixes_follow``)."""
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -16,7 +19,7 @@ from classification.services import fix_record
 from classification.vocabulary import DROPDOWN_DEFAULTS, ML_ATTRIBUTES, is_valid
 from core.roles import is_staff_reviewer
 from sitemaps.models import Advertiser, FixOutbox, ManualFix, VehicleImage
-from sitemaps.selectors import sitemap_values
+from sitemaps.selectors import sitemap_values, url_hash
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +28,8 @@ class VehicleImageNotFound(LookupError):
     """The picture is not in this advertiser's sitemap (or not visible to the caller): answered 404."""
 
 
-class PictureNotClassified(ValueError):
-    """The picture could not be downloaded yet, so there is nothing to fix."""
+class ScopeNotAllowed(ValueError):
+    """Only staff may fix a picture everywhere."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class FixChange:
     # The value the dropdown preselected when the page was drawn: an unchanged dropdown is not a change,
     # even if somebody else fixed the picture meanwhile. None (the API): compare with the current value.
     shown: str | None = None
+    # ManualFix.Scope: None means the caller's own (staff: everywhere; advertiser user: this advertiser).
+    scope: str | None = None
 
 
 # "The cache is unreachable now": the outbox row stays undelivered and the sweep retries. classification.cache
@@ -68,19 +73,21 @@ def fixes_apply(*, user: AbstractBaseUser, advertiser: Advertiser, changes: list
     missing = ids - rows.keys()
     if missing:
         raise VehicleImageNotFound(f"vehicle image {min(missing)} is not in {advertiser.slug}'s sitemap")
-    if any(vi.image_id is None for vi in rows.values()):
-        raise PictureNotClassified("the picture has not been downloaded and classified yet")
     current = sitemap_values(advertiser=advertiser, vehicle_images=list(rows.values()))
-    staff = is_staff_reviewer(user)
+    is_staff = is_staff_reviewer(user)
     made: list[ManualFix] = []
     for change in changes:
+        if change.scope == ManualFix.Scope.STAFF and not is_staff:
+            raise ScopeNotAllowed("only staff may fix a picture everywhere")
+        staff = is_staff and change.scope != ManualFix.Scope.ADVERTISER
         vi = rows[change.vehicle_image_id]
         resolved = current[vi.id][change.attribute]
         preselected = resolved.value or DROPDOWN_DEFAULTS[change.attribute]
         if change.value == preselected or (change.shown is not None and change.value == change.shown):
             continue
+        write = _fix_write if vi.image_id is not None else _url_fix_write
         made.append(
-            _fix_write(
+            write(
                 vehicle_image=vi,
                 advertiser=advertiser,
                 attribute=change.attribute,
@@ -105,9 +112,8 @@ def _fix_write(
     user: AbstractBaseUser | None,
     staff: bool,
     carried_from: ManualFix | None = None,
+    at: datetime | None = None,
 ) -> ManualFix:
-    from sitemaps.tasks import fix_deliver
-
     now = timezone.now()
     ground_truth = fix_record(
         image=vehicle_image.image,
@@ -120,7 +126,7 @@ def _fix_write(
         if carried_from
         else f"sitemaps.vehicle_image:{vehicle_image.id}",
         url=vehicle_image.url,
-        at=now,
+        at=at or now,
     )
     fix = ManualFix.objects.create(
         vehicle_image=vehicle_image,
@@ -136,9 +142,88 @@ def _fix_write(
         carried_from=carried_from,
         created_at=now,
     )
-    outbox = FixOutbox.objects.create(manual_fix=fix, ground_truth_id=ground_truth.id, created_at=now)
-    transaction.on_commit(lambda: fix_deliver.delay(outbox.id))
+    _outbox_add(fix=fix, ground_truth_id=ground_truth.id, now=now)
     return fix
+
+
+def _outbox_add(*, fix: ManualFix, ground_truth_id: int | None, now: datetime) -> None:
+    from sitemaps.tasks import fix_deliver
+
+    outbox = FixOutbox.objects.create(manual_fix=fix, ground_truth_id=ground_truth_id, created_at=now)
+    transaction.on_commit(lambda: fix_deliver.delay(outbox.id))
+
+
+def _url_fix_write(
+    *,
+    vehicle_image: VehicleImage,
+    advertiser: Advertiser,
+    attribute: str,
+    old_value: str,
+    value: str,
+    user: AbstractBaseUser,
+    staff: bool,
+) -> ManualFix:
+    """A fix of a picture never downloaded: keyed by its URL until the picture exists (no ground truth yet:
+    ground truth is about a picture's bytes)."""
+    now = timezone.now()
+    fix = ManualFix.objects.create(
+        vehicle_image=vehicle_image,
+        image=None,
+        advertiser=advertiser,
+        attribute=attribute,
+        old_value=old_value,
+        new_value=value,
+        scope=ManualFix.Scope.STAFF if staff else ManualFix.Scope.ADVERTISER,
+        user=user,
+        url=vehicle_image.url,
+        url_hash=url_hash(vehicle_image.url),
+        created_at=now,
+    )
+    _outbox_add(fix=fix, ground_truth_id=None, now=now)
+    return fix
+
+
+def url_fixes_follow(*, vehicle_image_ids: list[int]) -> int:
+    """Record the URL-keyed fixes of these just-downloaded pictures on the pictures themselves (once each,
+    with the original fix's time so a newer fix made since still wins). Returns how many were recorded."""
+    rows = list(
+        VehicleImage.objects.filter(id__in=vehicle_image_ids, image__isnull=False).select_related(
+            "vehicle__advertiser", "image"
+        )
+    )
+    by_hash: dict[str, list[VehicleImage]] = {}
+    for vi in rows:
+        by_hash.setdefault(url_hash(vi.url), []).append(vi)
+    if not by_hash:
+        return 0
+    pending = (
+        ManualFix.objects.filter(image__isnull=True, url_hash__in=list(by_hash))
+        .exclude(carried_to__isnull=False)
+        .select_related("advertiser", "user")
+        .order_by("created_at", "id")
+    )
+    followed = 0
+    for url_fix in pending:
+        for vi in by_hash.get(url_fix.url_hash, []):
+            staff = url_fix.scope == ManualFix.Scope.STAFF
+            if vi.url != url_fix.url or (not staff and vi.vehicle.advertiser_id != url_fix.advertiser_id):
+                continue
+            with transaction.atomic():
+                current = sitemap_values(advertiser=url_fix.advertiser, vehicle_images=[vi])[vi.id]
+                _fix_write(
+                    vehicle_image=vi,
+                    advertiser=url_fix.advertiser,
+                    attribute=url_fix.attribute,
+                    old_value=current[url_fix.attribute].value or "",
+                    value=url_fix.new_value,
+                    user=None,
+                    staff=staff,
+                    carried_from=url_fix,
+                    at=url_fix.created_at,
+                )
+            followed += 1
+            break  # one picture per URL fix: a staff fix is global, an advertiser fix is this advertiser's
+    return followed
 
 
 @transaction.atomic
@@ -162,7 +247,19 @@ def fix_deliver(*, outbox_id: int) -> bool:
     if row is None or row.delivered_at is not None:
         return row is not None
     try:
-        classification_cache.fix_push(ground_truth_id=row.ground_truth_id)
+        if row.ground_truth_id is not None:
+            classification_cache.fix_push(ground_truth_id=row.ground_truth_id)
+        else:
+            fix = ManualFix.objects.select_related("advertiser").get(id=row.manual_fix_id)
+            classification_cache.url_fix_push(
+                url=fix.url,
+                attribute=fix.attribute,
+                value=fix.new_value,
+                advertiser=fix.advertiser.slug if fix.scope == ManualFix.Scope.ADVERTISER else None,
+                user_id=fix.user_id,
+                at=fix.created_at,
+                fix_id=fix.id,
+            )
     except CACHE_ERRORS as exc:
         log.warning("fix push failed; the sweep will retry", extra={"outbox_id": outbox_id, "error": str(exc)})
         FixOutbox.objects.filter(id=outbox_id).update(attempts=F("attempts") + 1, last_error=str(exc)[:200])

@@ -135,7 +135,10 @@ def child(backend: str, vehicles: int, ingest_vehicles: int, runs: int) -> None:
             user=reviewer,
             advertiser=advertiser,
             changes=[FixChange(vi_id, "image_type", "Stock") for vi_id in rows[:5]]
-            + [FixChange(vi_id, "color", "Green") for vi_id in rows[-5:]],
+            + [FixChange(vi_id, "color", "Green") for vi_id in rows[-5:]]
+            # Disagreements: an advertiser-only fix against a staff fix, and fixes against a sure classifier.
+            + [FixChange(vi_id, "image_type", "Dealer", scope="advertiser") for vi_id in rows[:3]]
+            + [FixChange(vi_id, "image_type", "Placeholder") for vi_id in rows[100:140:4]],
         )
 
     def measure(path: str) -> tuple[float, float, int]:
@@ -163,9 +166,10 @@ def child(backend: str, vehicles: int, ingest_vehicles: int, runs: int) -> None:
         import cProfile
         import pstats
 
-        client.get("/sitemaps/bench-big/")
+        path = os.environ["BENCH_PROFILE"] if os.environ["BENCH_PROFILE"].startswith("/") else "/sitemaps/bench-big/"
+        client.get(path)
         profile = cProfile.Profile()
-        profile.runcall(client.get, "/sitemaps/bench-big/")
+        profile.runcall(client.get, path)
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
         return
     if os.environ.get("BENCH_EXPLAIN"):
@@ -189,6 +193,10 @@ def child(backend: str, vehicles: int, ingest_vehicles: int, runs: int) -> None:
         ("last page", f"/sitemaps/bench-big/?page={last}"),
         ("page 3, 100/page", "/sitemaps/bench-big/?page=3&size=100"),
         ("filtered (failures, type)", "/sitemaps/bench-big/?failures=1&type=Stock"),
+        ("filtered (type), page 5", "/sitemaps/bench-big/?type=Dealer&page=5"),
+        ("disagreements", "/sitemaps/bench-big/?disagreement=1"),
+        ("fixed, 100/page", "/sitemaps/bench-big/?fixed=1&size=100"),
+        ("advertiser list", "/sitemaps/"),
         ("small advertiser (10)", "/sitemaps/bench-small/"),
     ):
         ms, cpu, n = measure(path)

@@ -9,6 +9,8 @@ A picture never downloaded has no Image yet: its fixes are keyed by URL (ManualF
 take the place of the picture's fixes in the same order.
 """
 
+from functools import cache
+
 from django.db.models import Case, CharField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, NullIf
 
@@ -20,6 +22,7 @@ from sitemaps.models import ManualFix
 SCRAPE = "scrape"
 
 
+@cache
 def sitemap_order(attribute: str) -> tuple[str, ...]:
     """The order of precedence in a sitemap: the scraped colour goes just before the classifier's colour."""
     if attribute != Attribute.COLOR:

@@ -166,8 +166,9 @@ def disagreements_of(
     return found
 
 
-def sitemap_disagreements(*, advertisers: list[Advertiser]) -> dict[int, dict[int, tuple[int, set[str]]]]:
-    """advertiser id → {vehicle image id: (image id, kinds of disagreement)} for its current pictures (4 queries,
+def sitemap_disagreements(*, advertisers: list[Advertiser]) -> dict[int, dict[int, tuple[int, set[str], tuple]]]:
+    """advertiser id → {vehicle image id: (image id, kinds of disagreement, (external id, vehicle id, position))}
+    for its current pictures (3 queries,
     any number of advertisers). Only fixed pictures can disagree, and they are few: only they are read."""
     ids = [a.id for a in advertisers]
     by_id = {a.id: a for a in advertisers}
@@ -177,7 +178,7 @@ def sitemap_disagreements(*, advertisers: list[Advertiser]) -> dict[int, dict[in
             vehicle__advertiser_id__in=ids or [0], vehicle__active=True, active=True, image_id__in=fixed_images
         )
         .select_related("vehicle")
-        .only("id", "image_id", "url", "vehicle__color", "vehicle__advertiser_id")
+        .only("id", "image_id", "url", "position", "vehicle__color", "vehicle__advertiser_id", "vehicle__external_id")
     )
     image_ids = {vi.image_id for vi in rows}
     ml = _ml_values(image_ids)
@@ -186,7 +187,7 @@ def sitemap_disagreements(*, advertisers: list[Advertiser]) -> dict[int, dict[in
             "id", "image_id", "attribute", "value", "source", "advertiser", "created_by_id", "created_at"
         )
     )
-    out: dict[int, dict[int, tuple[int, set[str]]]] = defaultdict(dict)
+    out: dict[int, dict[int, tuple[int, set[str], tuple]]] = defaultdict(dict)
     by_advertiser: dict[int, list[VehicleImage]] = defaultdict(list)
     for vi in rows:
         by_advertiser[vi.vehicle.advertiser_id].append(vi)
@@ -207,7 +208,7 @@ def sitemap_disagreements(*, advertisers: list[Advertiser]) -> dict[int, dict[in
                 )
             }
             if kinds:
-                out[advertiser_id][vi.id] = (vi.image_id, kinds)
+                out[advertiser_id][vi.id] = (vi.image_id, kinds, (vi.vehicle.external_id, vi.vehicle_id, vi.position))
     return out
 
 
@@ -350,6 +351,10 @@ def pictures_filtered(*, advertiser: Advertiser, filters: Filters) -> QuerySet[V
     return images
 
 
+def _disagreements_only(filters: Filters) -> bool:
+    return filters.disagreement and not (filters.ml_failures or filters.fixed or filters.image_type)
+
+
 @dataclass
 class Matches:
     vehicle_ids: list[int]  # in page order
@@ -367,6 +372,16 @@ def matches(*, advertiser: Advertiser, filters: Filters) -> Matches:
         rows = vehicles.annotate(n=Count("images", filter=Q(images__active=True))).order_by("external_id", "id")
         found = list(rows.values_list("id", "n"))
         return Matches([vid for vid, _n in found], sum(n for _vid, n in found), None)
+    if _disagreements_only(filters):
+        # The flagged pictures are few and already read with their vehicles: no further query.
+        flagged = sitemap_disagreements(advertisers=[advertiser]).get(advertiser.id, {})
+        ordered = sorted(
+            (*place, vi_id)
+            for vi_id, (_image_id, _kinds, place) in flagged.items()
+            if filters.q.lower() in place[0].lower()
+        )
+        pairs = [(vehicle_id, vi_id) for _ext, vehicle_id, _pos, vi_id in ordered]
+        return Matches(list(dict.fromkeys(v for v, _i in pairs)), len(pairs), {i for _v, i in pairs})
     pairs = list(
         pictures_filtered(advertiser=advertiser, filters=filters)
         .order_by("vehicle__external_id", "vehicle_id", "position")
@@ -659,7 +674,9 @@ def advertisers_health(*, advertisers: QuerySet[Advertiser]) -> list[Health]:
     for advertiser_id, flagged in sitemap_disagreements(advertisers=listed).items():
         h = health[advertiser_id]
         h.disagreements = len(flagged)
-        h.conflicts = len({image_id for image_id, kinds in flagged.values() if "advertiser_advertiser" in kinds})
+        h.conflicts = len(
+            {image_id for image_id, kinds, _place in flagged.values() if "advertiser_advertiser" in kinds}
+        )
 
     for h in health.values():
         if scrape_failure_alert(scrape=h.scrape):

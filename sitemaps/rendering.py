@@ -71,9 +71,9 @@ def image_row(row: ImageRow, vehicle: VehicleRow, *, staff: bool) -> str:
             f'loading="lazy"></button>'
         )
     else:
-        picture = (
-            f'<a class="thumb none" href="{_e(vi.url)}" target="_blank" rel="noopener noreferrer">{_e(vi.status)}</a>'
-        )
+        # Downloaded but no preview stored, or not downloaded (yet): say which; the link opens the original.
+        label = "no preview" if vi.image_id else ("not downloaded" if vi.status == "failed" else "waiting")
+        picture = f'<a class="thumb none" href="{_e(vi.url)}" target="_blank" rel="noopener noreferrer">{label}</a>'
     scraped = ' <span class="muted">(scrape)</span>' if row.color_from_scrape else ""
     notes = "".join(_mark(m) for m in row.marks)
     notes += "".join(f'<div><span class="badge warn flag">{_e(f)}</span></div>' for f in row.flags)
@@ -85,7 +85,8 @@ def image_row(row: ImageRow, vehicle: VehicleRow, *, staff: bool) -> str:
     return (
         f'<tr class="{classes}" data-vehicle-image="{vi.id}">'
         f'<td class="pick"><label class="tap"><input type="checkbox" class="pick-box" '
-        f'aria-label="Select picture {n} of {ext}"></label></td>'
+        f'aria-label="Select picture {n} of {ext}"><span class="pick-text" aria-hidden="true">Picture {n}</span>'
+        "</label></td>"
         f'<td class="pos">{n}</td>'
         f'<td class="pic">{picture}</td>'
         f'<td class="ml-type">{_e(row.ml_image_type)}</td>'

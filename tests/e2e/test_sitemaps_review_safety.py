@@ -54,8 +54,7 @@ def inventory(role_groups, make_user, monkeypatch):
                 vehicle=vehicle, position=position, url=f"https://cdn.example.com/{n}/{position}.jpg"
             )
             predict(vi.image, image_type=kind, color=colour)
-            if n < 6:
-                _thumbnail(vi.image, colour, kind)
+            _thumbnail(vi.image, colour, kind)
             rows.append(vi)
     shared = rows[0]
     VehicleImageFactory(vehicle=VehicleFactory(advertiser=rival, external_id="RV-1"), position=0, image=shared.image)
@@ -88,8 +87,6 @@ def test_action_bar_is_visible_at_any_scroll_position_and_counts_changed_rows(
         expect(page.locator("#pending")).to_have_text("2 pending changes")
         expect(page.locator("tr.image-row.changed")).to_have_count(2)
         expect(page.locator(f'tr[data-vehicle-image="{rows[5].id}"]')).to_have_class("image-row changed")
-        page.screenshot(path=str(SHOTS / f"review-{viewport['width']}.png"))
-        page.screenshot(path=str(SHOTS / f"review-{viewport['width']}-full.png"), full_page=False)
     finally:
         page.close()
 
@@ -308,6 +305,46 @@ def test_keyboard_and_bulk_edit_change_exactly_the_selected_pictures(live_server
         page.close()
 
 
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["360px", "1280px"])
+def test_a_realistic_review_page_shows_fixes_flags_impact_and_changes_without_sideways_scroll(
+    live_server, browser, login, inventory, make_user, viewport
+):
+    """Also writes the screenshots looked at by a person: var/screenshots/review-<width>-*.png."""
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from playwright.sync_api import expect
+
+    from sitemaps.fixes import FixChange, fixes_apply
+    from sitemaps.models import VehicleImage
+
+    acme, rows = inventory
+    member = make_user("acme-user", Role.ADVERTISER)
+    acme.members.add(member)
+    reviewer = User.objects.get(username="rev")
+    fixes_apply(user=reviewer, advertiser=acme, changes=[FixChange(rows[2].id, "image_type", "Dealer")])
+    fixes_apply(user=member, advertiser=acme, changes=[FixChange(rows[4].id, "color", "Grey")])
+    fixes_apply(user=reviewer, advertiser=acme, changes=[FixChange(rows[4].id, "color", "Black")])
+    VehicleImage.objects.filter(id=rows[7].id).update(image=None, status="failed", error="http_403")
+    connection.close()
+    page = browser.new_page(viewport=viewport)
+    try:
+        login(page, "rev", "pw-rev")
+        page.goto(f"{live_server.url}/sitemaps/{acme.slug}/")
+        page.select_option(f'select[name="type-{rows[1].id}"]', "Stock")
+        expect(page.locator("tr.image-row.changed")).to_have_count(1)
+        expect(page.locator("tr.image-row.disagrees")).to_have_count(2)  # staff vs advertiser; fix vs classifier
+        expect(page.locator(".impact")).to_have_count(1)
+        page.evaluate("document.documentElement.style.overflowX = 'visible'; document.body.style.overflowX = 'visible'")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=str(SHOTS / f"review-{viewport['width']}-top.png"))
+        page.locator(f'tr[data-vehicle-image="{rows[4].id}"]').scroll_into_view_if_needed()
+        page.evaluate("window.scrollBy(0, 150)")
+        assert _bar_visible(page)
+        page.screenshot(path=str(SHOTS / f"review-{viewport['width']}-fixed.png"))
+    finally:
+        page.close()
+
+
 CONTROLS = """() => {
   const bad = [];
   // A checkbox or radio button is tapped through its label: the label is measured.
@@ -325,8 +362,15 @@ CONTROLS = """() => {
 def test_at_360px_no_page_scrolls_sideways_and_every_control_is_44px_tall(
     live_server, browser, login, inventory, make_user
 ):
-    acme, _rows = inventory
-    make_user("boss", Role.ADMIN)
+    from django.db import connection
+
+    from sitemaps.fixes import FixChange, fixes_apply
+
+    acme, rows = inventory
+    boss = make_user("boss", Role.ADMIN)
+    fixes_apply(user=boss, advertiser=acme, changes=[FixChange(rows[1].id, "image_type", "Stock")])
+    fixes_apply(user=boss, advertiser=acme, changes=[FixChange(rows[5].id, "color", "Burgundy", scope="advertiser")])
+    connection.close()
     page = browser.new_page(viewport=PHONE)
     try:
         login(page, "boss", "pw-boss")

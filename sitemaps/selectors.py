@@ -16,7 +16,7 @@ from classification.models import GroundTruth, Prediction
 from classification.values import ADVERTISER_FIX, FIX_SOURCES, STAFF_FIX, Fix, Resolved, newer, pick
 from classification.vocabulary import DISPLAY_DEFAULTS, DROPDOWN_DEFAULTS, Attribute, ImageType
 from sitemaps.models import Advertiser, ManualFix, Scrape, Vehicle, VehicleImage
-from sitemaps.precedence import SCRAPE, effective_sql, sitemap_order
+from sitemaps.precedence import SCRAPE, effective_annotate, sitemap_order
 
 TYPE = Attribute.IMAGE_TYPE
 COLOR = Attribute.COLOR
@@ -320,15 +320,19 @@ class VehicleRow:
         return next((row for row in self.images if row.image_type.value == ImageType.DEALER), None)
 
 
-def _current_images(advertiser: Advertiser) -> QuerySet[VehicleImage]:
-    return VehicleImage.objects.filter(vehicle__advertiser=advertiser, vehicle__active=True, active=True)
+def pictures_filtered(
+    *, advertiser: Advertiser, filters: Filters, vehicle_ids: list[int] | None = None
+) -> QuerySet[VehicleImage]:
+    """The advertiser's current pictures matching the picture filters (no query yet).
 
-
-def pictures_filtered(*, advertiser: Advertiser, filters: Filters) -> QuerySet[VehicleImage]:
-    """The advertiser's current pictures matching the picture filters (no query yet)."""
-    images = _current_images(advertiser)
-    if filters.q:
-        images = images.filter(vehicle__external_id__icontains=filters.q)
+    ``vehicle_ids``: the advertiser's current vehicles, when the caller has them. As a list of ids rather than a
+    join: joined, PostgreSQL misjudged the filters' selectivity and looped over the vehicles once per picture.
+    """
+    if vehicle_ids is None:
+        vehicles = Vehicle.objects.filter(advertiser=advertiser, active=True)
+        vehicle_ids = vehicles.filter(external_id__icontains=filters.q) if filters.q else vehicles
+        vehicle_ids = vehicle_ids.values("id")
+    images = VehicleImage.objects.filter(vehicle_id__in=vehicle_ids, active=True)
     if filters.ml_failures:
         useful = Prediction.objects.filter(image_id=OuterRef("image_id"), attribute=TYPE, value__in=USEFUL_TYPES)
         images = images.exclude(status=VehicleImage.Status.PENDING).filter(~Exists(useful))
@@ -342,9 +346,9 @@ def pictures_filtered(*, advertiser: Advertiser, filters: Filters) -> QuerySet[V
         )
         images = images.filter(Exists(fixes) | (Q(image__isnull=True) & Exists(by_url)))
     if filters.image_type:
-        images = images.annotate(
-            effective_type=effective_sql(attribute=TYPE, advertiser_slug=advertiser.slug, advertiser_id=advertiser.id)
-        ).filter(effective_type=filters.image_type)
+        images = effective_annotate(
+            images, attribute=TYPE, advertiser_slug=advertiser.slug, advertiser_id=advertiser.id
+        ).filter(**{f"effective_{TYPE}": filters.image_type})
     if filters.disagreement:
         flagged = sitemap_disagreements(advertisers=[advertiser]).get(advertiser.id, {})
         images = images.filter(id__in=list(flagged) or [0])
@@ -382,11 +386,14 @@ def matches(*, advertiser: Advertiser, filters: Filters) -> Matches:
         )
         pairs = [(vehicle_id, vi_id) for _ext, vehicle_id, _pos, vi_id in ordered]
         return Matches(list(dict.fromkeys(v for v, _i in pairs)), len(pairs), {i for _v, i in pairs})
-    pairs = list(
-        pictures_filtered(advertiser=advertiser, filters=filters)
-        .order_by("vehicle__external_id", "vehicle_id", "position")
-        .values_list("vehicle_id", "id")
+    vehicles = Vehicle.objects.filter(advertiser=advertiser, active=True)
+    if filters.q:
+        vehicles = vehicles.filter(external_id__icontains=filters.q)
+    rank = {vid: n for n, vid in enumerate(vehicles.order_by("external_id", "id").values_list("id", flat=True))}
+    found = pictures_filtered(advertiser=advertiser, filters=filters, vehicle_ids=list(rank) or [0]).values_list(
+        "vehicle_id", "position", "id"
     )
+    pairs = [(v, i) for v, _p, i in sorted(found, key=lambda row: (rank[row[0]], row[1]))]
     return Matches(list(dict.fromkeys(v for v, _i in pairs)), len(pairs), {i for _v, i in pairs})
 
 

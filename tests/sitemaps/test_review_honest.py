@@ -10,7 +10,7 @@ import pytest
 from classification.models import GroundTruth
 from sitemaps.fixes import FixChange, ScopeNotAllowed, fixes_apply, url_fixes_follow
 from sitemaps.models import FixOutbox, ManualFix, VehicleImage
-from sitemaps.precedence import effective_sql
+from sitemaps.precedence import effective_annotate
 from sitemaps.selectors import sitemap_values
 from tests.sitemaps.factories import ImageFactory, VehicleFactory, VehicleImageFactory, predict
 
@@ -54,15 +54,12 @@ def test_python_and_sql_paths_give_the_same_effective_values(
             fixes_apply(user=user, advertiser=advertiser, changes=changes)
     vi = VehicleImage.objects.select_related("vehicle").get(id=vi.id)
     python = sitemap_values(advertiser=advertiser, vehicle_images=[vi])[vi.id]
-    sql = (
-        VehicleImage.objects.filter(id=vi.id)
-        .annotate(
-            t=effective_sql(attribute="image_type", advertiser_slug=advertiser.slug, advertiser_id=advertiser.id),
-            c=effective_sql(attribute="color", advertiser_slug=advertiser.slug, advertiser_id=advertiser.id),
+    rows = VehicleImage.objects.filter(id=vi.id)
+    for attribute in ("image_type", "color"):
+        rows = effective_annotate(
+            rows, attribute=attribute, advertiser_slug=advertiser.slug, advertiser_id=advertiser.id
         )
-        .values_list("t", "c")
-        .get()
-    )
+    sql = rows.values_list("effective_image_type", "effective_color").get()
     assert (python["image_type"].value, python["color"].value) == sql
     exp_type, exp_colour = expected
     assert python["image_type"].value == exp_type

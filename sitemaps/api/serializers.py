@@ -173,3 +173,21 @@ class FixOut(serializers.ModelSerializer):
 
 
 FixesOut = inline_serializer("FixesMade", fields={"fixes": FixOut(many=True)})
+
+
+def paginated(name: str, item, **extra) -> serializers.Serializer:
+    """The page envelope the views send (count, next, previous, results), for OpenAPI."""
+    fields = {
+        "count": serializers.IntegerField(),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        **extra,
+        "results": item(many=True),
+    }
+    return inline_serializer(name, fields=fields)
+
+
+SitemapPageOut = paginated(
+    "SitemapPage", VehicleOut, pictures=serializers.IntegerField(help_text="Matching pictures on every page")
+)
+FixPageOut = paginated("FixPage", FixOut)

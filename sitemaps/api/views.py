@@ -14,7 +14,17 @@ from core.api import error_response
 from core.roles import is_staff_reviewer
 from sitemaps.access import advertiser_get_visible, advertisers_visible, may_use_sitemaps
 from sitemaps.api.parsers import InventoryJSONParser
-from sitemaps.api.serializers import FixesOut, FixIn, FixOut, InventoryIn, ScrapeOut, VehicleOut, errors
+from sitemaps.api.serializers import (
+    FixesOut,
+    FixIn,
+    FixOut,
+    FixPageOut,
+    InventoryIn,
+    ScrapeOut,
+    SitemapPageOut,
+    VehicleOut,
+    errors,
+)
 from sitemaps.filters import FixHistoryFilterSet, SitemapFilterSet
 from sitemaps.fixes import FixChange, ScopeNotAllowed, VehicleImageNotFound, fixes_apply
 from sitemaps.ingest import InventoryInvalid, advertiser_ensure, classification_relaunch, inventory_parse, scrape_ingest
@@ -100,6 +110,12 @@ class SitemapPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
 
+    def get_paginated_response_with(self, data, *, pictures: int) -> Response:
+        """The usual envelope plus the number of matching pictures on every page (vehicles are counted)."""
+        envelope = self.get_paginated_response(data).data
+        results = envelope.pop("results")
+        return Response({**envelope, "pictures": pictures, "results": results})
+
 
 class SitemapView(APIView):
     """Paginated vehicles with each picture's effective values (as the review page shows them). A picture filter
@@ -111,7 +127,7 @@ class SitemapView(APIView):
             OpenApiParameter("page_size", int),
             *_filter_params(SitemapFilterSet),
         ],
-        responses={200: VehicleOut(many=True), **errors(400, 401, 404)},
+        responses={200: SitemapPageOut, **errors(400, 401, 404)},
     )
     def get(self, request, slug: str):
         advertiser = _visible_advertiser(request, slug)
@@ -127,7 +143,7 @@ class SitemapView(APIView):
             staff=is_staff_reviewer(request.user),
             picture_ids=found.picture_ids,
         )
-        return paginator.get_paginated_response(VehicleOut(rows, many=True).data)
+        return paginator.get_paginated_response_with(VehicleOut(rows, many=True).data, pictures=found.pictures)
 
 
 class FixesView(APIView):
@@ -140,7 +156,7 @@ class FixesView(APIView):
             OpenApiParameter("page", int),
             *_filter_params(FixHistoryFilterSet),
         ],
-        responses={200: FixOut(many=True), **errors(400, 401, 404)},
+        responses={200: FixPageOut, **errors(400, 401, 404)},
     )
     def get(self, request):
         if not may_use_sitemaps(request.user):

@@ -196,3 +196,14 @@ def test_openapi_documents_bodies_and_error_statuses_of_every_sitemaps_endpoint(
             ok = [s for s in responses if s.startswith("2")]
             assert ok and all("content" in responses[s] for s in ok), (path, method)
             assert "404" in responses and "content" in responses["404"], (path, method)
+
+
+def test_sitemap_api_counts_matching_pictures_and_keeps_only_them(api_as, reviewer, advertiser, make_picture):
+    vehicle = VehicleFactory(advertiser=advertiser)
+    stock = make_picture(vehicle, position=0, image_type="Stock")
+    make_picture(vehicle, position=1, image_type="Dealer")
+    body = api_as(reviewer).get(f"/api/v1/advertisers/{advertiser.slug}/sitemap/", {"type": "Stock"}).json()
+    assert (body["count"], body["pictures"]) == (1, 1)
+    assert [i["id"] for i in body["results"][0]["images"]] == [stock.id]
+    bad = api_as(reviewer).get(f"/api/v1/advertisers/{advertiser.slug}/sitemap/", {"type": "Car"})
+    assert bad.status_code == 400 and "type" in bad.json()["error"]["fields"]

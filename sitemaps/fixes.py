@@ -205,9 +205,11 @@ def url_fixes_follow(*, vehicle_image_ids: list[int]) -> int:
     followed = 0
     for url_fix in pending:
         for vi in by_hash.get(url_fix.url_hash, []):
-            staff = url_fix.scope == ManualFix.Scope.STAFF
-            if vi.url != url_fix.url or (not staff and vi.vehicle.advertiser_id != url_fix.advertiser_id):
+            # Recorded from the sitemap it was made in (its history row names that advertiser's picture); a
+            # staff fix then applies everywhere from the picture, like any staff fix.
+            if vi.url != url_fix.url or vi.vehicle.advertiser_id != url_fix.advertiser_id:
                 continue
+            staff = url_fix.scope == ManualFix.Scope.STAFF
             with transaction.atomic():
                 current = sitemap_values(advertiser=url_fix.advertiser, vehicle_images=[vi])[vi.id]
                 _fix_write(
@@ -222,7 +224,7 @@ def url_fixes_follow(*, vehicle_image_ids: list[int]) -> int:
                     at=url_fix.created_at,
                 )
             followed += 1
-            break  # one picture per URL fix: a staff fix is global, an advertiser fix is this advertiser's
+            break  # once per URL fix
     return followed
 
 

@@ -63,6 +63,7 @@ def _picture_fixes(*, advertiser: Advertiser, image_ids, urls: set[str]) -> Pict
     scope = Q(scope=ManualFix.Scope.STAFF) | Q(scope=ManualFix.Scope.ADVERTISER, advertiser_id=advertiser.id)
     for mf in ManualFix.objects.filter(scope, image__isnull=True, url_hash__in=hashes).select_related("user"):
         source = STAFF_FIX if mf.scope == ManualFix.Scope.STAFF else ADVERTISER_FIX
+        # A negative id marks a fix keyed by URL (it has no ground-truth row); _fix_marks reads it back.
         fix = Fix(mf.new_value, source, advertiser.slug, mf.user_id, mf.created_at, -mf.id)
         slot = by_url.setdefault((mf.url_hash, mf.attribute), {})
         slot[source] = newer(slot.get(source), fix)
@@ -471,13 +472,6 @@ def _reach(image_ids) -> dict[int, tuple[int, int]]:
         .annotate(v=Count("vehicle_id", distinct=True), a=Count("vehicle__advertiser_id", distinct=True))
     )
     return {r["image_id"]: (r["v"], r["a"]) for r in rows}
-
-
-def picture_reach(*, vehicle_image: VehicleImage) -> tuple[int, int]:
-    """(vehicles, advertisers) showing this vehicle image's picture now; (1, 1) for one never downloaded."""
-    if vehicle_image.image_id is None:
-        return (1, 1)
-    return _reach({vehicle_image.image_id}).get(vehicle_image.image_id, (1, 1))
 
 
 def _fix_marks(

@@ -252,9 +252,9 @@
     var tag = e.target.tagName;
     if (tag === "INPUT" || tag === "TEXTAREA" || (tag === "SELECT" && !e.target.closest("tr.image-row"))) return;
     if (document.querySelector("dialog[open]")) return;
-    var key = e.key;
-    if (key === "ArrowDown" || key === "j") { e.preventDefault(); move(1); return; }
-    if (key === "ArrowUp" || key === "k") { e.preventDefault(); move(-1); return; }
+    var key = e.key, onSelect = tag === "SELECT"; // a focused dropdown keeps its own arrow keys
+    if (key === "j" || (key === "ArrowDown" && !onSelect)) { e.preventDefault(); move(1); return; }
+    if (key === "k" || (key === "ArrowUp" && !onSelect)) { e.preventDefault(); move(-1); return; }
     if (!current) return;
     if (e.shiftKey && /^[A-Z]$/.test(key)) { e.preventDefault(); setColor(key.toLowerCase()); return; }
     if (TYPES[key]) {

@@ -686,8 +686,6 @@ def advertisers_health(*, advertisers: QuerySet[Advertiser]) -> list[Health]:
             h.flags.append(f"{h.placeholder_with_color} Placeholder fixes with a colour")
         if h.conflicts:
             h.flags.append(f"{h.conflicts} pictures fixed differently by another advertiser")
-        if h.disagreements:
-            h.flags.append(f"{h.disagreements} disagreements")
         if h.carried:
             h.flags.append(f"{h.carried} fixes carried over to new URLs")
     return [health[a.id] for a in listed]

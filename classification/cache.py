@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -344,3 +345,32 @@ def cache_rebuild(*, chunk_size: int = 500, stdout=None) -> int:
         if stdout is not None:
             stdout.write(f"{count}/{len(ids)} entries rebuilt\n")
     return count
+
+
+# --- fixes of pictures never downloaded -----------------------------------------------------------------
+
+
+def url_key(url: str) -> str:
+    return f"clf:v{ENTRY_VERSION}:url:{hashlib.sha256(url.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
+def url_fix_push(
+    *, url: str, attribute: str, value: str, advertiser: str | None, user_id: int | None, at: datetime, fix_id: int
+) -> None:
+    """Write a fix of a picture not downloaded yet into its URL's entry (same slots and merge as a picture's
+    entry; ``advertiser`` None for a staff fix). Once downloaded, the fix is recorded on the picture and
+    pushed to the picture's entry; this one only answers for the URL meanwhile."""
+    slot = {"value": value, "user": user_id, "advertiser": advertiser or "", "t": _micros(at), "id": fix_id}
+    if advertiser:
+        incoming = {"ml": {}, "staff": {}, "adv": {advertiser: {attribute: slot}}}
+    else:
+        incoming = {"ml": {}, "staff": {attribute: slot}, "adv": {}}
+    _update(url_key(url), lambda current: entry_merge(current, incoming))
+
+
+def url_entry_get(*, url: str) -> dict | None:
+    """The fixes pushed for a URL whose picture was never downloaded, if any (None when the cache is down)."""
+    try:
+        return _cache.get(url_key(url))
+    except Exception:  # noqa: BLE001 - a cache outage must never break a read
+        return None

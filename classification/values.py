@@ -43,6 +43,39 @@ def newer(a: Fix | None, b: Fix | None) -> Fix | None:
     return a if (a.at, a.ground_truth_id) >= (b.at, b.ground_truth_id) else b
 
 
+# The order of precedence, defined once: resolve() walks it, and the sitemaps app generates its SQL from it.
+ADVERTISER_FIX, STAFF_FIX, ML, DEFAULT = "advertiser_fix", "staff_fix", "ml", "default"
+FIX_SOURCES = (ADVERTISER_FIX, STAFF_FIX)
+PRECEDENCE: tuple[str, ...] = (ADVERTISER_FIX, STAFF_FIX, ML, DEFAULT)
+
+
+def pick(
+    *,
+    attribute: str,
+    order: tuple[str, ...],
+    ml_value: str | None,
+    ml_score: float | None = None,
+    fixes: dict[str, Fix | None] | None = None,
+    values: dict[str, str | None] | None = None,
+) -> Resolved:
+    """The first source in ``order`` that has a value: a fix (``fixes``), the classifier, another plain value
+    (``values``, e.g. the scraped colour), else the default."""
+    ml_value = ml_value or None
+    for source in order:
+        if source in FIX_SOURCES:
+            fix = (fixes or {}).get(source)
+            if fix is not None:
+                return Resolved(fix.value, fix.source, ml_value, ml_score, fix)
+        elif source == ML:
+            if ml_value:
+                return Resolved(ml_value, ML, ml_value, ml_score, None)
+        elif source == DEFAULT:
+            break
+        elif (values or {}).get(source):
+            return Resolved(values[source], source, ml_value, ml_score, None)
+    return Resolved(DISPLAY_DEFAULTS.get(attribute), DEFAULT, None, None, None)
+
+
 def resolve(
     *,
     attribute: str,
@@ -52,9 +85,10 @@ def resolve(
     advertiser_fix: Fix | None = None,
 ) -> Resolved:
     """Apply the order of precedence for one attribute."""
-    for fix in (advertiser_fix, staff_fix):
-        if fix is not None:
-            return Resolved(fix.value, fix.source, ml_value or None, ml_score, fix)
-    if ml_value:
-        return Resolved(ml_value, "ml", ml_value, ml_score, None)
-    return Resolved(DISPLAY_DEFAULTS.get(attribute), "default", None, None, None)
+    return pick(
+        attribute=attribute,
+        order=PRECEDENCE,
+        ml_value=ml_value,
+        ml_score=ml_score,
+        fixes={ADVERTISER_FIX: advertiser_fix, STAFF_FIX: staff_fix},
+    )

@@ -238,6 +238,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Choice sets used by several fields get one name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "ValueSourceEnum": "sitemaps.api.serializers.SOURCES",
+        "ScrapeStatusEnum": "sitemaps.models.Scrape.Status",
+    },
 }
 
 # --- Internationalisation -------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from classification.imaging import hamming
 from classification.models import FetchError, Prediction
 from classification.selectors import image_values
 from classification.vocabulary import Attribute, ImageType
-from sitemaps.fix_write import fix_carry
+from sitemaps.fix_write import fix_carry, url_fixes_follow
 from sitemaps.models import ManualFix, Scrape, VehicleImage
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ def scrape_chunk_classify(*, scrape_id: int, vehicle_image_ids: list[int], final
                 progressed_at=timezone.now(),
             )
     if classified:
+        url_fixes_follow(vehicle_image_ids=classified)  # fixes made before the picture could be downloaded
         fixes_carry_over(vehicle_image_ids=classified)
     if not retry:
         scrape_finish_if_complete(scrape_id=scrape_id)

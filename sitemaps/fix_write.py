@@ -1,10 +1,11 @@
-"""Writing a manual fix (ground truth + history + outbox row), carrying one to a near-duplicate picture, and
-delivering fixes to the classification cache. Computation only: it imports no tasks (sitemaps.fixes, the
-service, enqueues the delivery task; sitemaps.tasks runs what is here)."""
+"""Writing a manual fix (ground truth + history + outbox row), carrying one to a near-duplicate picture,
+recording URL-keyed fixes on pictures once downloaded, and delivering fixes to the classification cache.
+Computation only: it imports no tasks (sitemaps.fixes, the service, enqueues the delivery task;
+sitemaps.tasks runs what is here)."""
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -15,6 +16,7 @@ from classification import cache as classification_cache
 from classification.cache import CacheUnavailable
 from classification.services import fix_record
 from sitemaps.models import Advertiser, FixOutbox, ManualFix, VehicleImage
+from sitemaps.selectors import sitemap_values, url_hash
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +36,11 @@ def fix_write(
     staff: bool,
     deliver: Callable[[int], object],
     carried_from: ManualFix | None = None,
+    at: datetime | None = None,
 ) -> ManualFix:
     """Write one fix: ground truth, a history row and an outbox row; ``deliver(outbox_id)`` runs after commit
-    (the service enqueues the push task; a carried fix, already in a worker, pushes it there)."""
+    (the service enqueues the push task; a carried fix, already in a worker, pushes it there). ``at`` dates
+    the ground truth (a URL fix followed onto its picture keeps its own time, so a newer fix still wins)."""
     now = timezone.now()
     ground_truth = fix_record(
         image=vehicle_image.image,
@@ -49,7 +53,7 @@ def fix_write(
         if carried_from
         else f"sitemaps.vehicle_image:{vehicle_image.id}",
         url=vehicle_image.url,
-        at=now,
+        at=at or now,
     )
     fix = ManualFix.objects.create(
         vehicle_image=vehicle_image,
@@ -65,9 +69,93 @@ def fix_write(
         carried_from=carried_from,
         created_at=now,
     )
-    outbox = FixOutbox.objects.create(manual_fix=fix, ground_truth_id=ground_truth.id, created_at=now)
-    transaction.on_commit(lambda: deliver(outbox.id))
+    _outbox_add(fix=fix, ground_truth_id=ground_truth.id, deliver=deliver)
     return fix
+
+
+def _outbox_add(*, fix: ManualFix, ground_truth_id: int | None, deliver: Callable[[int], object]) -> None:
+    outbox = FixOutbox.objects.create(manual_fix=fix, ground_truth_id=ground_truth_id, created_at=fix.created_at)
+    transaction.on_commit(lambda: deliver(outbox.id))
+
+
+def url_fix_write(
+    *,
+    vehicle_image: VehicleImage,
+    advertiser: Advertiser,
+    attribute: str,
+    old_value: str,
+    value: str,
+    user: AbstractBaseUser,
+    staff: bool,
+    deliver: Callable[[int], object],
+) -> ManualFix:
+    """A fix of a picture never downloaded: keyed by its URL until the picture exists (no ground truth yet:
+    ground truth is about a picture's bytes)."""
+    fix = ManualFix.objects.create(
+        vehicle_image=vehicle_image,
+        image=None,
+        advertiser=advertiser,
+        attribute=attribute,
+        old_value=old_value,
+        new_value=value,
+        scope=ManualFix.Scope.STAFF if staff else ManualFix.Scope.ADVERTISER,
+        user=user,
+        url=vehicle_image.url,
+        url_hash=url_hash(vehicle_image.url),
+        created_at=timezone.now(),
+    )
+    _outbox_add(fix=fix, ground_truth_id=None, deliver=deliver)
+    return fix
+
+
+def _deliver_here(outbox_id: int) -> None:
+    fix_deliver(outbox_id=outbox_id)
+
+
+def url_fixes_follow(*, vehicle_image_ids: list[int]) -> int:
+    """Record the URL-keyed fixes of these just-downloaded pictures on the pictures themselves (once each,
+    with the original fix's time so a newer fix made since still wins). Returns how many were recorded.
+    Runs in a classification worker, which pushes the recorded fixes to the cache itself once committed."""
+    rows = list(
+        VehicleImage.objects.filter(id__in=vehicle_image_ids, image__isnull=False).select_related(
+            "vehicle__advertiser", "image"
+        )
+    )
+    by_hash: dict[str, list[VehicleImage]] = {}
+    for vi in rows:
+        by_hash.setdefault(url_hash(vi.url), []).append(vi)
+    if not by_hash:
+        return 0
+    pending = (
+        ManualFix.objects.filter(image__isnull=True, url_hash__in=list(by_hash))
+        .exclude(carried_to__isnull=False)
+        .select_related("advertiser", "user")
+        .order_by("created_at", "id")
+    )
+    followed = 0
+    for url_fix in pending:
+        for vi in by_hash.get(url_fix.url_hash, []):
+            # Recorded from the sitemap it was made in (its history row names that advertiser's picture); a
+            # staff fix then applies everywhere from the picture, like any staff fix.
+            if vi.url != url_fix.url or vi.vehicle.advertiser_id != url_fix.advertiser_id:
+                continue
+            with transaction.atomic():
+                current = sitemap_values(advertiser=url_fix.advertiser, vehicle_images=[vi])[vi.id]
+                fix_write(
+                    vehicle_image=vi,
+                    advertiser=url_fix.advertiser,
+                    attribute=url_fix.attribute,
+                    old_value=current[url_fix.attribute].value or "",
+                    value=url_fix.new_value,
+                    user=None,
+                    staff=url_fix.scope == ManualFix.Scope.STAFF,
+                    carried_from=url_fix,
+                    at=url_fix.created_at,
+                    deliver=_deliver_here,
+                )
+            followed += 1
+            break  # once per URL fix
+    return followed
 
 
 @transaction.atomic
@@ -83,7 +171,7 @@ def fix_carry(*, original: ManualFix, vehicle_image: VehicleImage, old_value: st
         user=None,
         staff=original.scope == ManualFix.Scope.STAFF,
         carried_from=original,
-        deliver=lambda outbox_id: fix_deliver(outbox_id=outbox_id),
+        deliver=_deliver_here,
     )
 
 
@@ -93,7 +181,19 @@ def fix_deliver(*, outbox_id: int) -> bool:
     if row is None or row.delivered_at is not None:
         return row is not None
     try:
-        classification_cache.fix_push(ground_truth_id=row.ground_truth_id)
+        if row.ground_truth_id is not None:
+            classification_cache.fix_push(ground_truth_id=row.ground_truth_id)
+        else:
+            fix = ManualFix.objects.select_related("advertiser").get(id=row.manual_fix_id)
+            classification_cache.url_fix_push(
+                url=fix.url,
+                attribute=fix.attribute,
+                value=fix.new_value,
+                advertiser=fix.advertiser.slug if fix.scope == ManualFix.Scope.ADVERTISER else None,
+                user_id=fix.user_id,
+                at=fix.created_at,
+                fix_id=fix.id,
+            )
     except CACHE_ERRORS as exc:
         log.warning("fix push failed; the sweep will retry", extra={"outbox_id": outbox_id, "error": str(exc)})
         FixOutbox.objects.filter(id=outbox_id).update(attempts=F("attempts") + 1, last_error=str(exc)[:200])

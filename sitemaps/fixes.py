@@ -1,6 +1,9 @@
 """Manual fixes from the review page and the API: history row + ground truth + outbox row in one transaction,
 then a push to the classification cache queued as a task (retried by a periodic sweep until the cache
-acknowledges it). Writing, carrying and delivering a fix is computation, in sitemaps.fix_write."""
+acknowledges it). Writing, carrying and delivering a fix is computation, in sitemaps.fix_write.
+
+A picture never downloaded can be fixed too: the fix is keyed by its URL (history + outbox, pushed to the URL's
+cache entry) and recorded on the picture once it is downloaded (``fix_write.url_fixes_follow``)."""
 
 from dataclasses import dataclass, replace
 
@@ -8,10 +11,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
 from classification.vocabulary import DROPDOWN_DEFAULTS, ML_ATTRIBUTES, is_valid
-from core.errors import ApplicationError, Conflict
+from core.errors import ApplicationError
 from core.roles import is_staff_reviewer
 from sitemaps import tasks
-from sitemaps.fix_write import fix_write
+from sitemaps.fix_write import fix_write, url_fix_write
 from sitemaps.models import Advertiser, ManualFix, VehicleImage
 from sitemaps.selectors import sitemap_values
 
@@ -22,8 +25,10 @@ class VehicleImageNotFound(ApplicationError):
     code, status = "not_found", 404
 
 
-class PictureNotClassified(Conflict):
-    """The picture could not be downloaded yet, so there is nothing to fix (the review page answers 400)."""
+class ScopeNotAllowed(ApplicationError):
+    """Only staff may fix a picture everywhere."""
+
+    code, status = "permission_denied", 403
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class FixChange:
     # The value the dropdown preselected when the page was drawn: an unchanged dropdown is not a change,
     # even if somebody else fixed the picture meanwhile. None (the API): compare with the current value.
     shown: str | None = None
+    # ManualFix.Scope: None means the caller's own (staff: everywhere; advertiser user: this advertiser).
+    scope: str | None = None
 
 
 def _locked(queryset):
@@ -43,10 +50,15 @@ def _locked(queryset):
     return queryset.select_for_update()
 
 
+def _deliver(outbox_id: int) -> None:
+    tasks.fix_deliver.delay(outbox_id)
+
+
 @transaction.atomic
 def fixes_apply(*, user: AbstractBaseUser, advertiser: Advertiser, changes: list[FixChange]) -> list[ManualFix]:
-    """Apply every real change: each writes ground truth (staff: global; advertiser user: this advertiser),
-    a history row and an outbox row; the cache push is queued after commit. Unchanged values are skipped."""
+    """Apply every real change: each writes ground truth (staff: global unless scoped to this advertiser;
+    advertiser user: this advertiser), a history row and an outbox row; the cache push is queued after
+    commit. Unchanged values are skipped. A picture never downloaded is fixed by its URL."""
     for change in changes:
         if change.attribute not in ML_ATTRIBUTES or not is_valid(change.attribute, change.value):
             raise ApplicationError(f"{change.value!r} is not a valid {change.attribute}")
@@ -60,19 +72,21 @@ def fixes_apply(*, user: AbstractBaseUser, advertiser: Advertiser, changes: list
     missing = ids - rows.keys()
     if missing:
         raise VehicleImageNotFound(f"vehicle image {min(missing)} is not in {advertiser.slug}'s sitemap")
-    if any(vi.image_id is None for vi in rows.values()):
-        raise PictureNotClassified("the picture has not been downloaded and classified yet")
     current = sitemap_values(advertiser=advertiser, vehicle_images=list(rows.values()))
-    staff = is_staff_reviewer(user)
+    is_staff = is_staff_reviewer(user)
     made: list[ManualFix] = []
     for change in changes:
+        if change.scope == ManualFix.Scope.STAFF and not is_staff:
+            raise ScopeNotAllowed("only staff may fix a picture everywhere")
+        staff = is_staff and change.scope != ManualFix.Scope.ADVERTISER
         vi = rows[change.vehicle_image_id]
         resolved = current[vi.id][change.attribute]
         preselected = resolved.value or DROPDOWN_DEFAULTS[change.attribute]
         if change.value == preselected or (change.shown is not None and change.value == change.shown):
             continue
+        write = fix_write if vi.image_id is not None else url_fix_write
         made.append(
-            fix_write(
+            write(
                 vehicle_image=vi,
                 advertiser=advertiser,
                 attribute=change.attribute,
@@ -80,7 +94,7 @@ def fixes_apply(*, user: AbstractBaseUser, advertiser: Advertiser, changes: list
                 value=change.value,
                 user=user,
                 staff=staff,
-                deliver=lambda outbox_id: tasks.fix_deliver.delay(outbox_id),
+                deliver=_deliver,
             )
         )
         # A second change of the same attribute in one request compares with what was just written.

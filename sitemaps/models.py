@@ -145,14 +145,18 @@ class ManualFixQuerySet(models.QuerySet):
 
 
 class ManualFix(models.Model):
-    """One change of one attribute of one picture in a sitemap: what, old → new, who, when. Append-only."""
+    """One change of one attribute of one picture in a sitemap: what, old → new, who, when. Append-only.
+
+    A picture never downloaded has no Image yet: its fix is keyed by the URL (``image`` and ``ground_truth``
+    empty, ``url_hash`` set) and, once the picture is downloaded, recorded again on it (``carried_from``).
+    """
 
     class Scope(models.TextChoices):
-        STAFF = "staff", "Staff (global)"
-        ADVERTISER = "advertiser", "Advertiser (this advertiser only)"
+        STAFF = "staff", "Everywhere (staff fix)"
+        ADVERTISER = "advertiser", "This advertiser only"
 
     vehicle_image = models.ForeignKey(VehicleImage, on_delete=models.PROTECT, related_name="fixes")
-    image = models.ForeignKey("classification.Image", on_delete=models.PROTECT, related_name="+")
+    image = models.ForeignKey("classification.Image", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     advertiser = models.ForeignKey(Advertiser, on_delete=models.PROTECT, related_name="fixes")
     attribute = models.CharField(max_length=20, choices=Attribute.choices)
     old_value = models.CharField(max_length=40, blank=True)
@@ -163,7 +167,11 @@ class ManualFix(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="manual_fixes"
     )
     url = models.TextField(blank=True, help_text="The URL the picture had when it was fixed")
-    ground_truth = models.ForeignKey("classification.GroundTruth", on_delete=models.PROTECT, related_name="+")
+    # SHA-256 of ``url`` for a fix keyed by URL (picture not downloaded yet); blank otherwise.
+    url_hash = models.CharField(max_length=64, blank=True)
+    ground_truth = models.ForeignKey(
+        "classification.GroundTruth", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     carried_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="carried_to")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -174,12 +182,18 @@ class ManualFix(models.Model):
         indexes = [
             models.Index(fields=["advertiser", "-created_at"]),
             models.Index(fields=["image", "attribute"]),
+            models.Index(fields=["url_hash"], condition=Q(image__isnull=True), name="manual_fix_by_url"),
         ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(user__isnull=False) | Q(carried_from__isnull=False), name="manual_fix_has_author"
             ),
             models.CheckConstraint(condition=~Q(new_value=""), name="manual_fix_has_value"),
+            models.CheckConstraint(
+                condition=Q(image__isnull=True, ground_truth__isnull=True, url_hash__gt="")
+                | Q(image__isnull=False, ground_truth__isnull=False),
+                name="manual_fix_keyed_by_picture_or_url",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -198,7 +212,8 @@ class FixOutbox(models.Model):
     """A fix still to be pushed to the classification cache; written in the fix's transaction."""
 
     manual_fix = models.OneToOneField(ManualFix, on_delete=models.PROTECT, related_name="outbox")
-    ground_truth_id = models.BigIntegerField()
+    # None for a fix keyed by URL (no picture yet): the push goes to the URL's cache entry.
+    ground_truth_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=200, blank=True)

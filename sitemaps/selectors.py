@@ -1,24 +1,22 @@
 """Reads of the sitemaps app: the review page (a fixed number of queries whatever the page or the advertiser's
 size), effective values as the page shows them, history, and per-advertiser health and "weird result" flags."""
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from functools import lru_cache
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
-from django.utils.html import format_html_join
-from django.utils.safestring import mark_safe
 
 from classification.models import GroundTruth, Prediction
-from classification.selectors import image_values
-from classification.values import Resolved, resolve
-from classification.vocabulary import DISPLAY_DEFAULTS, DROPDOWN_DEFAULTS, Attribute, ImageType, choices_for
+from classification.values import ADVERTISER_FIX, FIX_SOURCES, STAFF_FIX, Fix, Resolved, newer, pick
+from classification.vocabulary import DISPLAY_DEFAULTS, DROPDOWN_DEFAULTS, Attribute, ImageType
 from sitemaps.models import Advertiser, ManualFix, Scrape, Vehicle, VehicleImage
+from sitemaps.precedence import SCRAPE, effective_annotate, sitemap_order
 
 TYPE = Attribute.IMAGE_TYPE
 COLOR = Attribute.COLOR
@@ -27,23 +25,210 @@ USEFUL_TYPES = (ImageType.DEALER, ImageType.STOCK)
 
 # --- Effective values as the sitemap shows them ---------------------------------------------------------------
 
+# A classifier value at least this sure that contradicts a fix is surfaced as a disagreement.
+CONFIDENT_SCORE = 0.9
 
-def sitemap_values(*, advertiser: Advertiser, vehicle_images: list[VehicleImage]) -> dict[int, dict[str, Resolved]]:
-    """Per vehicle image, the effective image type and colour in this advertiser's sitemap (2 queries).
 
-    classification's precedence (advertiser fix → staff fix → ML → default), plus seed 002's scrape rule: when
-    the scrape gave the vehicle a colour, that colour replaces the classifier's (a fix still wins).
-    ``vehicle_images`` must have ``vehicle`` loaded.
-    """
-    resolved = image_values(image_ids={vi.image_id for vi in vehicle_images if vi.image_id}, advertiser=advertiser.slug)
+def url_hash(url: str) -> str:
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class PictureFixes:
+    """Everything about fixes of the pictures of one page: one query for every source and advertiser."""
+
+    # (image_id, attribute) → {"staff_fix": Fix, "advertiser_fix": Fix (this advertiser's)}
+    own: dict[tuple[int, str], dict[str, Fix]]
+    # (image_id, attribute) → {other advertiser's slug: value of its newest fix}
+    others: dict[tuple[int, str], dict[str, str]]
+    # (url_hash, attribute) → {"staff_fix": Fix, "advertiser_fix": Fix} for pictures never downloaded
+    by_url: dict[tuple[str, str], dict[str, Fix]]
+    url_rows: dict[int, ManualFix]  # URL-keyed ManualFix by id, for the Fixed column
+
+
+def _ids(image_ids) -> QuerySet | list[int]:
+    """A set of ids as a parameter list, or a subquery as is (a page's 1,200 ids cost more to bind than to join)."""
+    return image_ids if isinstance(image_ids, QuerySet) else (list(image_ids) or [0])
+
+
+def _picture_fixes(*, advertiser: Advertiser, image_ids, urls: set[str]) -> PictureFixes:
+    """Newest staff and advertiser fixes of these pictures (1 query) and of these never-downloaded URLs (1)."""
+    rows = GroundTruth.objects.filter(image_id__in=_ids(image_ids), source__in=FIX_SOURCES).only(
+        "id", "image_id", "attribute", "value", "source", "advertiser", "created_by_id", "created_at"
+    )
+    found = _fixes_from_rows(advertiser=advertiser, rows=rows)
+    by_url: dict[tuple[str, str], dict[str, Fix]] = {}
+    url_rows: dict[int, ManualFix] = {}
+    hashes = [url_hash(u) for u in urls] or [""]
+    scope = Q(scope=ManualFix.Scope.STAFF) | Q(scope=ManualFix.Scope.ADVERTISER, advertiser_id=advertiser.id)
+    for mf in ManualFix.objects.filter(scope, image__isnull=True, url_hash__in=hashes).select_related("user"):
+        source = STAFF_FIX if mf.scope == ManualFix.Scope.STAFF else ADVERTISER_FIX
+        # A negative id marks a fix keyed by URL (it has no ground-truth row); _fix_marks reads it back.
+        fix = Fix(mf.new_value, source, advertiser.slug, mf.user_id, mf.created_at, -mf.id)
+        slot = by_url.setdefault((mf.url_hash, mf.attribute), {})
+        slot[source] = newer(slot.get(source), fix)
+        url_rows[mf.id] = mf
+    found.by_url, found.url_rows = by_url, url_rows
+    return found
+
+
+def _ml_values(image_ids) -> dict[tuple[int, str], tuple[str, float | None]]:
+    rows = Prediction.objects.filter(image_id__in=_ids(image_ids), attribute__in=(TYPE, COLOR))
+    return {(i, a): (v, sc) for i, a, v, sc in rows.values_list("image_id", "attribute", "value", "score")}
+
+
+def _values(*, vehicle_images: list[VehicleImage], ml: dict, fixes: PictureFixes) -> dict[int, dict[str, Resolved]]:
+    """Walk sitemaps.precedence's order for each picture and attribute (no query)."""
     out: dict[int, dict[str, Resolved]] = {}
     for vi in vehicle_images:
-        values = dict(resolved.get(vi.image_id) or {a: resolve(attribute=a, ml_value=None) for a in (TYPE, COLOR)})
-        scraped = vi.vehicle.color
-        if scraped and not values[COLOR].fixed:
-            values[COLOR] = Resolved(scraped, "scrape", values[COLOR].ml_value, values[COLOR].ml_score, None)
-        out[vi.id] = values
+        per: dict[str, Resolved] = {}
+        for attribute in (TYPE, COLOR):
+            if vi.image_id is None:
+                ml_value, ml_score = "", None
+                slot = fixes.by_url.get((url_hash(vi.url), attribute), {})
+            else:
+                ml_value, ml_score = ml.get((vi.image_id, attribute), ("", None))
+                slot = fixes.own.get((vi.image_id, attribute), {})
+            per[attribute] = pick(
+                attribute=attribute,
+                order=sitemap_order(attribute),
+                ml_value=ml_value,
+                ml_score=ml_score,
+                fixes=slot,
+                values={SCRAPE: vi.vehicle.color},
+            )
+        out[vi.id] = per
     return out
+
+
+def sitemap_values(*, advertiser: Advertiser, vehicle_images: list[VehicleImage]) -> dict[int, dict[str, Resolved]]:
+    """Per vehicle image, the effective image type and colour in this advertiser's sitemap (3 queries).
+
+    The order is sitemaps.precedence's; a picture never downloaded takes its URL's fixes.
+    ``vehicle_images`` must have ``vehicle`` loaded.
+    """
+    image_ids = {vi.image_id for vi in vehicle_images if vi.image_id}
+    urls = {vi.url for vi in vehicle_images if vi.image_id is None}
+    fixes = _picture_fixes(advertiser=advertiser, image_ids=image_ids, urls=urls)
+    return _values(vehicle_images=vehicle_images, ml=_ml_values(image_ids), fixes=fixes)
+
+
+# --- Disagreements -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    kind: str  # staff_advertiser | advertiser_advertiser | fix_classifier
+    attribute: str
+    staff_text: str  # what staff read (names who)
+    advertiser_text: str  # what an advertiser user reads (never another advertiser's name or value)
+
+
+def disagreements_of(
+    *,
+    attribute: str,
+    resolved: Resolved,
+    own: dict[str, Fix],
+    others: dict[str, str],
+    advertiser_slug: str,
+) -> list[Disagreement]:
+    """The disagreements about one attribute of one picture in one sitemap; the row flags, the list counts
+    and the filter all come from here."""
+    name = attribute.replace("image_", "")
+    found: list[Disagreement] = []
+    staff_fix, adv_fix = own.get(STAFF_FIX), own.get(ADVERTISER_FIX)
+    if staff_fix is not None and adv_fix is not None and staff_fix.value != adv_fix.value:
+        found.append(
+            Disagreement(
+                "staff_advertiser",
+                attribute,
+                f"staff fixed {name} as {staff_fix.value}; {advertiser_slug} as {adv_fix.value} (theirs wins here)",
+                f"staff fixed {name} as {staff_fix.value}; your {adv_fix.value} wins in your sitemap",
+            )
+        )
+    for other, value in sorted(others.items()):
+        if value != resolved.value:
+            found.append(
+                Disagreement(
+                    "advertiser_advertiser",
+                    attribute,
+                    f"{other} fixed the same picture's {attribute} as {value}",
+                    f"another advertiser fixed the same picture's {attribute} differently",
+                )
+            )
+    if (
+        resolved.fix is not None
+        and resolved.ml_value
+        and resolved.ml_value != resolved.value
+        and (resolved.ml_score or 0) >= CONFIDENT_SCORE
+    ):
+        text = f"fixed {name} {resolved.value}; the classifier is {resolved.ml_score:.0%} sure of {resolved.ml_value}"
+        found.append(Disagreement("fix_classifier", attribute, text, text))
+    return found
+
+
+def sitemap_disagreements(*, advertisers: list[Advertiser]) -> dict[int, dict[int, tuple[int, set[str], tuple]]]:
+    """advertiser id → {vehicle image id: (image id, kinds of disagreement, (external id, vehicle id, position))}
+    for its current pictures (3 queries,
+    any number of advertisers). Only fixed pictures can disagree, and they are few: only they are read."""
+    ids = [a.id for a in advertisers]
+    by_id = {a.id: a for a in advertisers}
+    fixed_images = GroundTruth.objects.filter(source__in=FIX_SOURCES).values("image_id")
+    rows = list(
+        VehicleImage.objects.filter(
+            vehicle__advertiser_id__in=ids or [0], vehicle__active=True, active=True, image_id__in=fixed_images
+        )
+        .select_related("vehicle")
+        .only("id", "image_id", "url", "position", "vehicle__color", "vehicle__advertiser_id", "vehicle__external_id")
+    )
+    image_ids = {vi.image_id for vi in rows}
+    ml = _ml_values(image_ids)
+    all_fixes = list(
+        GroundTruth.objects.filter(image_id__in=list(image_ids) or [0], source__in=FIX_SOURCES).only(
+            "id", "image_id", "attribute", "value", "source", "advertiser", "created_by_id", "created_at"
+        )
+    )
+    out: dict[int, dict[int, tuple[int, set[str], tuple]]] = defaultdict(dict)
+    by_advertiser: dict[int, list[VehicleImage]] = defaultdict(list)
+    for vi in rows:
+        by_advertiser[vi.vehicle.advertiser_id].append(vi)
+    for advertiser_id, images in by_advertiser.items():
+        advertiser = by_id[advertiser_id]
+        fixes = _fixes_from_rows(advertiser=advertiser, rows=all_fixes)
+        values = _values(vehicle_images=images, ml=ml, fixes=fixes)
+        for vi in images:
+            kinds = {
+                d.kind
+                for attribute in (TYPE, COLOR)
+                for d in disagreements_of(
+                    attribute=attribute,
+                    resolved=values[vi.id][attribute],
+                    own=fixes.own.get((vi.image_id, attribute), {}),
+                    others=fixes.others.get((vi.image_id, attribute), {}),
+                    advertiser_slug=advertiser.slug,
+                )
+            }
+            if kinds:
+                out[advertiser_id][vi.id] = (vi.image_id, kinds, (vi.vehicle.external_id, vi.vehicle_id, vi.position))
+    return out
+
+
+def _fixes_from_rows(*, advertiser: Advertiser, rows) -> PictureFixes:
+    """Newest staff fix and this advertiser's newest fix per (picture, attribute), and other advertisers'."""
+    own: dict[tuple[int, str], dict[str, Fix]] = {}
+    newest_other: dict[tuple[int, str, str], Fix] = {}
+    for gt in rows:
+        fix = Fix(gt.value, gt.source, gt.advertiser, gt.created_by_id, gt.created_at, gt.id)
+        if gt.source == GroundTruth.Source.ADVERTISER_FIX and gt.advertiser != advertiser.slug:
+            key = (gt.image_id, gt.attribute, gt.advertiser)
+            newest_other[key] = newer(newest_other.get(key), fix)
+            continue
+        slot = own.setdefault((gt.image_id, gt.attribute), {})
+        slot[gt.source] = newer(slot.get(gt.source), fix)
+    others: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
+    for (image_id, attribute, slug), fix in newest_other.items():
+        others[(image_id, attribute)][slug] = fix.value
+    return PictureFixes(own=own, others=dict(others), by_url={}, url_rows={})
 
 
 # --- Review page --------------------------------------------------------------------------------------------
@@ -53,22 +238,18 @@ def sitemap_values(*, advertiser: Advertiser, vehicle_images: list[VehicleImage]
 class Filters:
     ml_failures: bool = False
     fixed: bool = False
+    disagreement: bool = False
     image_type: str = ""
     q: str = ""
 
-    @classmethod
-    def from_query(cls, params) -> "Filters":
-        image_type = params.get("type", "")
-        return cls(
-            ml_failures=params.get("failures") == "1",
-            fixed=params.get("fixed") == "1",
-            image_type=image_type if image_type in ImageType.values else "",
-            q=(params.get("q") or "").strip()[:100],
-        )
-
     @property
     def active(self) -> bool:
-        return bool(self.ml_failures or self.fixed or self.image_type or self.q)
+        return bool(self.q or self.by_picture)
+
+    @property
+    def by_picture(self) -> bool:
+        """Filters on pictures: the page then shows the matching pictures only, not whole vehicles."""
+        return bool(self.ml_failures or self.fixed or self.disagreement or self.image_type)
 
 
 @dataclass
@@ -80,11 +261,28 @@ class FixMark:
     at: datetime
     carried_from_url: str = ""  # set when the fix came from another URL (carried over or followed the picture)
     carried: bool = False
+    before_download: bool = False  # made on the URL before the picture was downloaded
+
+
+@dataclass(slots=True)
+class Picture:
+    """The fields of a VehicleImage a page shows, read as tuples: a page of 100 vehicles has 1,200 of them and
+    building model instances (with their Image) was a third of its time."""
+
+    id: int
+    vehicle_id: int
+    position: int
+    url: str
+    image_id: int | None
+    status: str
+    error: str
+    thumbnail: str  # the stored thumbnail's name, "" when none
+    vehicle: Vehicle | None = None
 
 
 @dataclass
 class ImageRow:
-    vehicle_image: VehicleImage
+    vehicle_image: Picture
     image_type: Resolved
     color: Resolved
     ml_image_type: str  # what the "ML image type" column shows: the ML value, else Placeholder
@@ -94,34 +292,22 @@ class ImageRow:
     color_selected: str
     marks: list[FixMark] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    disagreements: list[str] = field(default_factory=list)
+    vehicles: int = 1  # how many current vehicles show this picture (staff only)
+    advertisers: int = 1  # of how many advertisers
 
     @property
     def fixed(self) -> bool:
         return bool(self.marks)
 
     @property
-    def type_options(self) -> str:
-        return _options(TYPE, self.type_selected)
-
-    @property
-    def color_options(self) -> str:
-        return _options(COLOR, self.color_selected)
+    def shared(self) -> bool:
+        return self.vehicles > 1 or self.advertisers > 1
 
     @property
     def thumbnail_url(self) -> str:
-        image = self.vehicle_image.image
-        return image.thumbnail.url if image is not None and image.thumbnail else ""
-
-
-@lru_cache(maxsize=64)
-def _options(attribute: str, selected: str) -> str:
-    """The <option> list of a fix dropdown, built once per (attribute, selected value): a page has 600 of them
-    and rendering them through the template loop was most of the page's time."""
-    return format_html_join(
-        "",
-        "<option{}>{}</option>",
-        ((mark_safe(" selected") if value == selected else "", value) for value in choices_for(attribute)),
-    )
+        name = self.vehicle_image.thumbnail
+        return default_storage.url(name) if name else ""
 
 
 @dataclass
@@ -135,66 +321,110 @@ class VehicleRow:
         return next((row for row in self.images if row.image_type.value == ImageType.DEALER), None)
 
 
-def _effective_type(*, advertiser: Advertiser):
-    """The effective image type of a vehicle image in SQL (same precedence as image_values), for the filter."""
+def pictures_filtered(
+    *, advertiser: Advertiser, filters: Filters, vehicle_ids: list[int] | None = None
+) -> QuerySet[VehicleImage]:
+    """The advertiser's current pictures matching the picture filters (no query yet).
 
-    def latest_fix(**scope):
-        return Subquery(
-            GroundTruth.objects.filter(image_id=OuterRef("image_id"), attribute=TYPE, **scope)
-            .order_by("-created_at", "-id")
-            .values("value")[:1]
-        )
-
-    ml = Subquery(Prediction.objects.filter(image_id=OuterRef("image_id"), attribute=TYPE).values("value")[:1])
-    return Coalesce(
-        latest_fix(source=GroundTruth.Source.ADVERTISER_FIX, advertiser=advertiser.slug),
-        latest_fix(source=GroundTruth.Source.STAFF_FIX),
-        NullIf(ml, Value("")),
-        Value(DISPLAY_DEFAULTS[TYPE]),
-    )
-
-
-def vehicles_filtered(*, advertiser: Advertiser, filters: Filters) -> QuerySet[Vehicle]:
-    """The advertiser's current vehicles matching the filters, in external-id order (no query yet)."""
-    vehicles = Vehicle.objects.filter(advertiser=advertiser, active=True)
-    images = VehicleImage.objects.filter(vehicle__advertiser=advertiser, vehicle__active=True, active=True)
-    if filters.q:
-        vehicles = vehicles.filter(external_id__icontains=filters.q)
+    ``vehicle_ids``: the advertiser's current vehicles, when the caller has them. As a list of ids rather than a
+    join: joined, PostgreSQL misjudged the filters' selectivity and looped over the vehicles once per picture.
+    """
+    if vehicle_ids is None:
+        vehicles = Vehicle.objects.filter(advertiser=advertiser, active=True)
+        vehicle_ids = vehicles.filter(external_id__icontains=filters.q) if filters.q else vehicles
+        vehicle_ids = vehicle_ids.values("id")
+    images = VehicleImage.objects.filter(vehicle_id__in=vehicle_ids, active=True)
     if filters.ml_failures:
         useful = Prediction.objects.filter(image_id=OuterRef("image_id"), attribute=TYPE, value__in=USEFUL_TYPES)
-        failing = images.exclude(status=VehicleImage.Status.PENDING).filter(~Exists(useful))
-        vehicles = vehicles.filter(id__in=failing.values("vehicle_id"))
+        images = images.exclude(status=VehicleImage.Status.PENDING).filter(~Exists(useful))
     if filters.fixed:
         fixes = GroundTruth.objects.filter(image_id=OuterRef("image_id"), attribute__in=(TYPE, COLOR)).filter(
             Q(source=GroundTruth.Source.STAFF_FIX)
             | Q(source=GroundTruth.Source.ADVERTISER_FIX, advertiser=advertiser.slug)
         )
-        vehicles = vehicles.filter(id__in=images.filter(Exists(fixes)).values("vehicle_id"))
-    if filters.image_type:
-        effective = images.annotate(effective_type=_effective_type(advertiser=advertiser)).filter(
-            effective_type=filters.image_type
+        by_url = ManualFix.objects.filter(image__isnull=True, url=OuterRef("url")).filter(
+            Q(scope=ManualFix.Scope.STAFF) | Q(advertiser_id=advertiser.id)
         )
-        vehicles = vehicles.filter(id__in=effective.values("vehicle_id"))
-    return vehicles.order_by("external_id", "id")
+        images = images.filter(Exists(fixes) | (Q(image__isnull=True) & Exists(by_url)))
+    if filters.image_type:
+        images = effective_annotate(
+            images, attribute=TYPE, advertiser_slug=advertiser.slug, advertiser_id=advertiser.id
+        ).filter(**{f"effective_{TYPE}": filters.image_type})
+    if filters.disagreement:
+        flagged = sitemap_disagreements(advertisers=[advertiser]).get(advertiser.id, {})
+        images = images.filter(id__in=list(flagged) or [0])
+    return images
 
 
-def vehicle_rows(*, advertiser: Advertiser, vehicles: list[Vehicle], staff: bool) -> list[VehicleRow]:
-    """Everything the review page and the sitemap API show for these vehicles, in 5 queries at most.
+def _disagreements_only(filters: Filters) -> bool:
+    return filters.disagreement and not (filters.ml_failures or filters.fixed or filters.image_type)
+
+
+@dataclass
+class Matches:
+    vehicle_ids: list[int]  # in page order
+    pictures: int  # matching pictures in all those vehicles
+    picture_ids: set[int] | None  # with a picture filter: the pictures to show; None: every picture
+
+
+def matches(*, advertiser: Advertiser, filters: Filters) -> Matches:
+    """The matching vehicles in page order and the count of matching pictures: one query (plus the
+    disagreement filter's own). Paginating a queryset would evaluate the filters twice (COUNT, then the page)."""
+    if not filters.by_picture:
+        vehicles = Vehicle.objects.filter(advertiser=advertiser, active=True)
+        if filters.q:
+            vehicles = vehicles.filter(external_id__icontains=filters.q)
+        rows = vehicles.annotate(n=Count("images", filter=Q(images__active=True))).order_by("external_id", "id")
+        found = list(rows.values_list("id", "n"))
+        return Matches([vid for vid, _n in found], sum(n for _vid, n in found), None)
+    if _disagreements_only(filters):
+        # The flagged pictures are few and already read with their vehicles: no further query.
+        flagged = sitemap_disagreements(advertisers=[advertiser]).get(advertiser.id, {})
+        ordered = sorted(
+            (*place, vi_id)
+            for vi_id, (_image_id, _kinds, place) in flagged.items()
+            if filters.q.lower() in place[0].lower()
+        )
+        pairs = [(vehicle_id, vi_id) for _ext, vehicle_id, _pos, vi_id in ordered]
+        return Matches(list(dict.fromkeys(v for v, _i in pairs)), len(pairs), {i for _v, i in pairs})
+    vehicles = Vehicle.objects.filter(advertiser=advertiser, active=True)
+    if filters.q:
+        vehicles = vehicles.filter(external_id__icontains=filters.q)
+    rank = {vid: n for n, vid in enumerate(vehicles.order_by("external_id", "id").values_list("id", flat=True))}
+    found = pictures_filtered(advertiser=advertiser, filters=filters, vehicle_ids=list(rank) or [0]).values_list(
+        "vehicle_id", "position", "id"
+    )
+    pairs = [(v, i) for v, _p, i in sorted(found, key=lambda row: (rank[row[0]], row[1]))]
+    return Matches(list(dict.fromkeys(v for v, _i in pairs)), len(pairs), {i for _v, i in pairs})
+
+
+def vehicle_rows(
+    *, advertiser: Advertiser, vehicles: list[Vehicle], staff: bool, picture_ids: set[int] | None = None
+) -> list[VehicleRow]:
+    """Everything the review page and the sitemap API show for these vehicles, in 6 queries.
 
     ``staff`` (reviewers, admins) may see other advertisers' names, fixes and URLs; an advertiser user sees
     that another advertiser disagrees, never who or what, and no URL from another advertiser's sitemap.
+    ``picture_ids``: show only these pictures (a picture filter is on).
     """
     by_vehicle = {v.id: v for v in vehicles}
-    images = list(
-        VehicleImage.objects.filter(vehicle_id__in=by_vehicle, active=True)
-        .select_related("image")
+    fields = ("id", "vehicle_id", "position", "url", "image_id", "status", "error", "image__thumbnail")
+    images = [
+        Picture(*values, vehicle=by_vehicle[values[1]])
+        for values in VehicleImage.objects.filter(vehicle_id__in=by_vehicle, active=True)
         .order_by("vehicle_id", "position")
+        .values_list(*fields)
+        if picture_ids is None or values[0] in picture_ids
+    ]
+    for picture in images:
+        picture.thumbnail = picture.thumbnail or ""
+    image_ids = VehicleImage.objects.filter(vehicle_id__in=list(by_vehicle) or [0], active=True).values("image_id")
+    fixes = _picture_fixes(
+        advertiser=advertiser, image_ids=image_ids, urls={vi.url for vi in images if vi.image_id is None}
     )
-    for vi in images:
-        vi.vehicle = by_vehicle[vi.vehicle_id]  # no query per row
-    values = sitemap_values(advertiser=advertiser, vehicle_images=images)
-    marks = _fix_marks(advertiser=advertiser, values=values, images=images, staff=staff)
-    conflicts = _conflicting_advertiser_fixes(advertiser=advertiser, values=values, images=images)
+    values = _values(vehicle_images=images, ml=_ml_values(image_ids), fixes=fixes)
+    marks = _fix_marks(advertiser=advertiser, values=values, images=images, staff=staff, fixes=fixes)
+    reach = _reach(image_ids) if staff else {}
     rows: dict[int, list[ImageRow]] = defaultdict(list)
     for vi in images:
         image_type, color = values[vi.id][TYPE], values[vi.id][COLOR]
@@ -210,25 +440,47 @@ def vehicle_rows(*, advertiser: Advertiser, vehicles: list[Vehicle], staff: bool
             color_selected=color.value or DROPDOWN_DEFAULTS[COLOR],
             marks=marks.get(vi.id, []),
         )
+        row.vehicles, row.advertisers = reach.get(vi.image_id, (1, 1))
         if vi.status == VehicleImage.Status.FAILED:
             row.flags.append(f"not downloaded: {vi.error or 'unknown'}")
+        elif vi.image_id is None:
+            row.flags.append("not downloaded yet")
         if (
             image_type.source == GroundTruth.Source.ADVERTISER_FIX
             and image_type.value == ImageType.PLACEHOLDER
             and color.value
         ):
             row.flags.append("advertiser Placeholder fix with a colour")
-        for attribute, other, value in conflicts.get(vi.id, []):
-            if staff:
-                row.flags.append(f"{other} fixed the same picture's {attribute} as {value}")
-            else:
-                row.flags.append(f"another advertiser fixed the same picture's {attribute} differently")
+        for attribute in (TYPE, COLOR):
+            for d in disagreements_of(
+                attribute=attribute,
+                resolved=values[vi.id][attribute],
+                own=fixes.own.get((vi.image_id, attribute), {}),
+                others=fixes.others.get((vi.image_id, attribute), {}),
+                advertiser_slug=advertiser.slug,
+            ):
+                row.disagreements.append(d.staff_text if staff else d.advertiser_text)
         rows[vi.vehicle_id].append(row)
     return [VehicleRow(vehicle=v, images=rows.get(v.id, [])) for v in vehicles]
 
 
+def _reach(image_ids) -> dict[int, tuple[int, int]]:
+    """Per picture: on how many current vehicles of how many advertisers it is shown (1 query)."""
+    rows = (
+        VehicleImage.objects.filter(image_id__in=_ids(image_ids), active=True, vehicle__active=True)
+        .values("image_id")
+        .annotate(v=Count("vehicle_id", distinct=True), a=Count("vehicle__advertiser_id", distinct=True))
+    )
+    return {r["image_id"]: (r["v"], r["a"]) for r in rows}
+
+
 def _fix_marks(
-    *, advertiser: Advertiser, values: dict[int, dict[str, Resolved]], images: list[VehicleImage], staff: bool
+    *,
+    advertiser: Advertiser,
+    values: dict[int, dict[str, Resolved]],
+    images: list[VehicleImage],
+    staff: bool,
+    fixes: PictureFixes,
 ) -> dict[int, list[FixMark]]:
     """Who fixed what and when, and whether the fix was made at another URL: one query.
 
@@ -239,7 +491,7 @@ def _fix_marks(
     gt_ids = {r.fix.ground_truth_id for per in values.values() for r in per.values() if r.fix}
     history = {
         m.ground_truth_id: m
-        for m in ManualFix.objects.filter(ground_truth_id__in=gt_ids or [0]).select_related(
+        for m in ManualFix.objects.filter(ground_truth_id__in=[i for i in gt_ids if i > 0] or [0]).select_related(
             "user", "carried_from__user"
         )
     }
@@ -249,16 +501,23 @@ def _fix_marks(
             fix = resolved.fix
             if fix is None:
                 continue
+            if fix.ground_truth_id < 0:  # keyed by URL: the picture was never downloaded
+                manual = fixes.url_rows.get(-fix.ground_truth_id)
+                who = manual.user.username if manual is not None and manual.user else "staff"
+                marks[vi.id].append(FixMark(attribute, fix.value, fix.source, who, fix.at, before_download=True))
+                continue
             manual = history.get(fix.ground_truth_id)
             url, who = "", "staff" if fix.source == GroundTruth.Source.STAFF_FIX else fix.advertiser
+            before_download = False
             if manual is not None:
                 author = manual.user or (manual.carried_from.user if manual.carried_from else None)
                 who = author.username if author else who
+                before_download = manual.carried_from is not None and manual.carried_from.image_id is None
                 # A staff fix made in another advertiser's sitemap carries that advertiser's URL: staff only.
                 if staff or manual.advertiser_id == advertiser.id:
-                    if manual.carried_from is not None:
+                    if manual.carried_from is not None and manual.carried_from.url != vi.url:
                         url = manual.carried_from.url
-                    elif manual.url != vi.url:
+                    elif manual.carried_from is None and manual.url != vi.url:
                         url = manual.url  # same bytes under a new URL: the fix followed the picture
             marks[vi.id].append(
                 FixMark(
@@ -268,47 +527,11 @@ def _fix_marks(
                     who=who,
                     at=fix.at,
                     carried_from_url=url,
-                    carried=manual is not None and manual.carried_from_id is not None,
+                    carried=manual is not None and manual.carried_from_id is not None and not before_download,
+                    before_download=before_download,
                 )
             )
     return marks
-
-
-def _conflicting_advertiser_fixes(
-    *, advertiser: Advertiser, values: dict[int, dict[str, Resolved]], images: list[VehicleImage]
-) -> dict[int, list[tuple[str, str, str]]]:
-    """Pictures another advertiser fixed differently from what this sitemap shows (1 query)."""
-    image_ids = {vi.image_id for vi in images if vi.image_id}
-    if not image_ids:
-        return {}
-    latest = _latest_advertiser_fixes(
-        GroundTruth.objects.filter(image_id__in=image_ids).exclude(advertiser=advertiser.slug)
-    )
-    by_image: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
-    for (image_id, attribute, other), value in latest.items():
-        by_image[image_id].append((attribute, other, value))
-    out: dict[int, list[tuple[str, str, str]]] = {}
-    for vi in images:
-        found = [
-            (attribute, other, value)
-            for attribute, other, value in by_image.get(vi.image_id, [])
-            if attribute in values[vi.id] and values[vi.id][attribute].value != value
-        ]
-        if found:
-            out[vi.id] = found
-    return out
-
-
-def _latest_advertiser_fixes(rows: QuerySet[GroundTruth]) -> dict[tuple[int, str, str], str]:
-    """(image, attribute, advertiser) → the value of that advertiser's newest fix among ``rows`` (1 query)."""
-    latest: dict[tuple[int, str, str], tuple] = {}
-    for gt in rows.filter(source=GroundTruth.Source.ADVERTISER_FIX).only(
-        "id", "image_id", "attribute", "value", "advertiser", "created_at"
-    ):
-        key = (gt.image_id, gt.attribute, gt.advertiser)
-        if key not in latest or (gt.created_at, gt.id) > latest[key][:2]:
-            latest[key] = (gt.created_at, gt.id, gt.value)
-    return {key: value for key, (_at, _id, value) in latest.items()}
 
 
 @dataclass
@@ -317,12 +540,7 @@ class SitemapPage:
     rows: list[VehicleRow]
     scrape: Scrape | None
     failure_alert: bool
-
-
-def vehicle_ids_filtered(*, advertiser: Advertiser, filters: Filters) -> list[int]:
-    """The matching vehicle ids in page order. One query that evaluates the filters once: paginating the
-    queryset itself would evaluate them twice (COUNT, then the page), and they scan the advertiser's pictures."""
-    return list(vehicles_filtered(advertiser=advertiser, filters=filters).values_list("id", flat=True))
+    pictures: int  # matching pictures across every page
 
 
 def vehicles_by_ids(ids: list[int]) -> list[Vehicle]:
@@ -332,11 +550,23 @@ def vehicles_by_ids(ids: list[int]) -> list[Vehicle]:
 
 def sitemap_page(*, advertiser: Advertiser, filters: Filters, page: int | str, size: int, staff: bool) -> SitemapPage:
     """One page of the review page: ids + vehicles + pictures + values + fixes + flags + last scrape."""
-    paginator = Paginator(vehicle_ids_filtered(advertiser=advertiser, filters=filters), size)
+    found = matches(advertiser=advertiser, filters=filters)
+    paginator = Paginator(found.vehicle_ids, size)
     current = paginator.get_page(page)
-    rows = vehicle_rows(advertiser=advertiser, vehicles=vehicles_by_ids(list(current.object_list)), staff=staff)
+    rows = vehicle_rows(
+        advertiser=advertiser,
+        vehicles=vehicles_by_ids(list(current.object_list)),
+        staff=staff,
+        picture_ids=found.picture_ids,
+    )
     scrape = Scrape.objects.filter(advertiser=advertiser).order_by("-created_at", "-id").first()
-    return SitemapPage(page=current, rows=rows, scrape=scrape, failure_alert=scrape_failure_alert(scrape=scrape))
+    return SitemapPage(
+        page=current,
+        rows=rows,
+        scrape=scrape,
+        failure_alert=scrape_failure_alert(scrape=scrape),
+        pictures=found.pictures,
+    )
 
 
 def scrape_failure_alert(*, scrape: Scrape | None) -> bool:
@@ -385,6 +615,7 @@ class Health:
     fixed: int = 0
     placeholder_with_color: int = 0
     conflicts: int = 0
+    disagreements: int = 0  # pictures with any disagreement (sitemap_disagreements)
     carried: int = 0
     flags: list[str] = field(default_factory=list)
 
@@ -441,8 +672,12 @@ def advertisers_health(*, advertisers: QuerySet[Advertiser]) -> list[Health]:
     ):
         health[row["advertiser_id"]].carried = row["n"]
 
-    for advertiser_id, n in _conflicts_by_advertiser(advertisers=listed).items():
-        health[advertiser_id].conflicts = n
+    for advertiser_id, flagged in sitemap_disagreements(advertisers=listed).items():
+        h = health[advertiser_id]
+        h.disagreements = len(flagged)
+        h.conflicts = len(
+            {image_id for image_id, kinds, _place in flagged.values() if "advertiser_advertiser" in kinds}
+        )
 
     for h in health.values():
         if scrape_failure_alert(scrape=h.scrape):
@@ -454,26 +689,3 @@ def advertisers_health(*, advertisers: QuerySet[Advertiser]) -> list[Health]:
         if h.carried:
             h.flags.append(f"{h.carried} fixes carried over to new URLs")
     return [health[a.id] for a in listed]
-
-
-def _conflicts_by_advertiser(*, advertisers: list[Advertiser]) -> dict[int, int]:
-    """Pictures whose latest advertiser fixes by two advertisers differ (2 queries)."""
-    slugs = {a.slug: a.id for a in advertisers}
-    shared = (
-        GroundTruth.objects.filter(source=GroundTruth.Source.ADVERTISER_FIX)
-        .values("image_id", "attribute")
-        .annotate(n=Count("advertiser", distinct=True))
-        .filter(n__gte=2)
-        .values("image_id")
-    )
-    latest = _latest_advertiser_fixes(GroundTruth.objects.filter(image_id__in=shared))
-    per_picture: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
-    for (image_id, attribute, slug), value in latest.items():
-        per_picture[(image_id, attribute)][slug] = value
-    counts: dict[int, set[int]] = defaultdict(set)
-    for (image_id, _attribute), by_slug in per_picture.items():
-        if len(set(by_slug.values())) > 1:
-            for slug in by_slug:
-                if slug in slugs:
-                    counts[slugs[slug]].add(image_id)
-    return {advertiser_id: len(images) for advertiser_id, images in counts.items()}

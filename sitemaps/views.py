@@ -1,27 +1,30 @@
-"""HTML pages: advertiser list with health, the review page with its one Update form, history (+ CSV), and
-the demo's login-exempt generated pictures."""
+"""HTML pages: advertiser list with health, the review page with its one Update form (also posted by its
+script, which then gets JSON), history (+ CSV), and the demo's login-exempt generated pictures."""
 
 import csv
 import re
-from datetime import date
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
-from django.utils.dateparse import parse_date
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from classification.vocabulary import Attribute, Color, ImageType
 from core import permissions
+from core.api import error_body
+from core.errors import ApplicationError
 from core.roles import is_staff_reviewer
 from sitemaps.access import advertiser_get_visible, advertisers_visible
+from sitemaps.filters import FixHistoryFilterSet, SitemapFilterSet
 from sitemaps.fixes import FixChange, fixes_apply
 from sitemaps.ingest import classification_relaunch
+from sitemaps.models import ManualFix
+from sitemaps.rendering import vehicle_rows_html
 from sitemaps.selectors import Filters, advertisers_health, fixes_history, sitemap_page
 
 FIELD = re.compile(r"^(type|color)-(\d+)$")
@@ -53,7 +56,9 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
     advertiser = advertiser_get_visible(user=request.user, slug=slug)
     if request.method == "POST":
         return _review_update(request, advertiser)
-    filters = Filters.from_query(request.GET)
+    filterset = SitemapFilterSet(request.GET, queryset=ManualFix.objects.none())
+    valid = filterset.is_valid()
+    filters = filterset.as_filters() if valid else Filters()
     staff = is_staff_reviewer(request.user)
     data = sitemap_page(
         advertiser=advertiser, filters=filters, page=request.GET.get("page", 1), size=_page_size(request), staff=staff
@@ -66,13 +71,20 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "advertiser": advertiser,
             "data": data,
+            "rows_html": vehicle_rows_html(data.rows, staff=staff) if valid else "",
             "filters": filters,
+            "filter_errors": filterset.errors,
             "query": query.urlencode(),
             "image_types": ImageType.values,
             "colors": Color.values,
             "staff": staff,
         },
+        status=200 if valid else 400,
     )
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
 
 
 def _review_update(request: HttpRequest, advertiser) -> HttpResponse:
@@ -85,19 +97,35 @@ def _review_update(request: HttpRequest, advertiser) -> HttpResponse:
         shown = request.POST.get(f"shown-{key}")
         if shown is not None and value == shown:
             continue  # unchanged dropdown: saves nothing
-        changes.append(FixChange(vehicle_image_id=int(vi_id), attribute=ATTRIBUTE_OF[prefix], value=value, shown=shown))
-    # A refusal (unknown picture 404, bad value or picture not downloaded yet 400) is answered by
-    # core.errors.ApplicationErrorMiddleware.
-    made = fixes_apply(user=request.user, advertiser=advertiser, changes=changes) if changes else []
-    if made:
-        messages.success(request, f"Saved {len(made)} change{'s' if len(made) != 1 else ''}.")
-    else:
-        messages.info(request, "Nothing changed.")
+        changes.append(
+            FixChange(
+                vehicle_image_id=int(vi_id),
+                attribute=ATTRIBUTE_OF[prefix],
+                value=value,
+                shown=shown,
+                scope=request.POST.get(f"scope-{vi_id}") or None,
+            )
+        )
+    try:
+        made = fixes_apply(user=request.user, advertiser=advertiser, changes=changes) if changes else []
+    except ApplicationError as exc:
+        # The page's script saves with fetch and shows the refusal; a plain form post gets the usual pages
+        # (core.errors.ApplicationErrorMiddleware: 404, 403, or 400 with the message).
+        if _wants_json(request):
+            return JsonResponse(error_body(code=exc.code, message=exc.message, **exc.extra), status=exc.status)
+        raise
+    text = f"Saved {len(made)} change{'s' if len(made) != 1 else ''}." if made else "Nothing changed."
+    (messages.success if made else messages.info)(request, text)
+    if _wants_json(request):
+        # The script reloads the page it is on (filters, page and scroll kept) and shows the message.
+        return JsonResponse({"saved": len(made), "message": text})
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) or not target.startswith(
         f"/sitemaps/{advertiser.slug}/"
     ):
         target = f"/sitemaps/{advertiser.slug}/"
+    if made:
+        target += f"#vehicle-{made[0].vehicle_image.vehicle_id}"  # back where the work was, without JavaScript
     return redirect(target)
 
 
@@ -114,14 +142,19 @@ def relaunch(request: HttpRequest, slug: str) -> HttpResponse:
 @sitemap_user
 def history(request: HttpRequest, slug: str) -> HttpResponse:
     advertiser = advertiser_get_visible(user=request.user, slug=slug)
-    attribute = request.GET.get("attribute", "")
-    fixes = fixes_history(
-        advertisers=advertisers_visible(user=request.user).filter(id=advertiser.id),
-        user=request.GET.get("user", "").strip(),
-        attribute=attribute if attribute in (Attribute.IMAGE_TYPE, Attribute.COLOR) else "",
-        since=_date_param(request.GET.get("since")),
-        until=_date_param(request.GET.get("until")),
+    filterset = FixHistoryFilterSet(
+        request.GET, queryset=fixes_history(advertisers=advertisers_visible(user=request.user).filter(id=advertiser.id))
     )
+    if not filterset.is_valid():
+        if request.GET.get("format") == "csv":
+            return HttpResponseBadRequest(_errors_text(filterset.errors), content_type="text/plain; charset=utf-8")
+        return render(
+            request,
+            "sitemaps/history.html",
+            {"advertiser": advertiser, "page": None, "filter": filterset, "params": request.GET, "query": ""},
+            status=400,
+        )
+    fixes = filterset.qs
     if request.GET.get("format") == "csv":
         return _history_csv(fixes, advertiser.slug)
     page = Paginator(fixes, 50).get_page(request.GET.get("page", 1))
@@ -130,16 +163,18 @@ def history(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "sitemaps/history.html",
-        {"advertiser": advertiser, "page": page, "query": query.urlencode(), "params": request.GET},
+        {
+            "advertiser": advertiser,
+            "page": page,
+            "filter": filterset,
+            "query": query.urlencode(),
+            "params": request.GET,
+        },
     )
 
 
-def _date_param(value: str | None) -> date | None:
-    """A YYYY-MM-DD filter; anything else is ignored (the form's date inputs send nothing else)."""
-    try:
-        return parse_date(value) if value else None
-    except ValueError:
-        return None
+def _errors_text(errors) -> str:
+    return "; ".join(f"{name}: {' '.join(messages_)}" for name, messages_ in errors.items())
 
 
 def _spreadsheet_safe(text: str) -> str:
@@ -174,7 +209,7 @@ def _history_csv(fixes, slug: str) -> HttpResponse:
                 fix.created_at.isoformat(),
                 fix.advertiser.slug,
                 _spreadsheet_safe(vehicle_image.vehicle.external_id),
-                vehicle_image.position,
+                vehicle_image.position + 1,  # 1-based, as the page shows it
                 _spreadsheet_safe(fix.url),
                 fix.attribute,
                 fix.old_value,

@@ -81,7 +81,9 @@ class VoteBatchInputSerializer(serializers.Serializer):
     votes = serializers.ListField(child=VoteInputSerializer(), min_length=1, max_length=MAX_BATCH_VOTES)
 
 
-class ErrorSerializer(serializers.Serializer):
+class VoteErrorSerializer(serializers.Serializer):
+    """Why one answer of a batch was refused (the error object of the API's error shape)."""
+
     code = serializers.CharField()
     message = serializers.CharField()
     item = ItemStateSerializer(required=False)
@@ -122,7 +124,7 @@ class VoteBatchResultSerializer(serializers.Serializer):
     client_uuid = serializers.CharField(allow_null=True)
     status = serializers.IntegerField(help_text="201 recorded, 200 replay, 400/404/409 refused (see error)")
     vote = VoteSerializer(required=False)
-    error = ErrorSerializer(required=False)
+    error = VoteErrorSerializer(required=False)
 
 
 class VoteBatchResponseSerializer(serializers.Serializer):

@@ -3,45 +3,56 @@
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from django.utils.dateparse import parse_date
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classification.vocabulary import Attribute, is_valid
+from classification.vocabulary import Attribute
 from core import permissions
 from core.errors import ApplicationError
 from core.roles import is_staff_reviewer
 from sitemaps.access import advertiser_get_visible, advertisers_visible
 from sitemaps.api.parsers import InventoryJSONParser
+from sitemaps.api.serializers import (
+    FixesOut,
+    FixIn,
+    FixOut,
+    FixPageOut,
+    InventoryIn,
+    ScrapeOut,
+    SitemapPageOut,
+    VehicleOut,
+    errors,
+)
+from sitemaps.filters import FixHistoryFilterSet, SitemapFilterSet
 from sitemaps.fixes import FixChange, fixes_apply
 from sitemaps.ingest import advertiser_ensure, classification_relaunch, inventory_parse, scrape_ingest
 from sitemaps.models import ManualFix, Scrape, VehicleImage
-from sitemaps.selectors import Filters, fixes_history, vehicle_ids_filtered, vehicle_rows, vehicles_by_ids
+from sitemaps.selectors import fixes_history, matches, vehicle_rows, vehicles_by_ids
 
 # Users outside the sitemap roles see no sitemap at all: 404, like an advertiser that is not theirs.
 SitemapsOr404 = permissions.api_requires(*permissions.SITEMAPS, hidden=True)
 
 
 def scrape_data(scrape: Scrape, request) -> dict:
-    return {
-        "id": scrape.id,
-        "url": request.build_absolute_uri(f"/api/v1/scrapes/{scrape.id}/"),
-        "advertiser": scrape.advertiser.slug,
-        "kind": scrape.kind,
-        "status": scrape.status,
-        "vehicles": scrape.vehicles,
-        "total": scrape.total,
-        "done": scrape.done,
-        "from_cache": scrape.from_cache,
-        "failed": scrape.failed,
-        "percent": scrape.percent,
-        "created_at": scrape.created_at,
-        "started_at": scrape.started_at,
-        "finished_at": scrape.finished_at,
-    }
+    return ScrapeOut(scrape, context={"request": request}).data
+
+
+def _filter_params(filterset_class) -> list[OpenApiParameter]:
+    """Query parameters documented from the FilterSet that validates them."""
+    params = []
+    for name, f in filterset_class.base_filters.items():
+        choices = [str(c[0]) for c in f.extra.get("choices", [])]
+        params.append(OpenApiParameter(name, str, description=str(f.label or ""), enum=choices or None))
+    return params
+
+
+def _invalid(filterset) -> None:
+    fields = {name: [str(m) for m in msgs] for name, msgs in filterset.errors.items()}
+    name, msgs = next(iter(fields.items()))
+    raise ApplicationError(f"{name}: {msgs[0]}", extra={"fields": fields})
 
 
 class ScrapeCreateView(APIView):
@@ -50,7 +61,7 @@ class ScrapeCreateView(APIView):
     parser_classes = [InventoryJSONParser]
     permission_classes = [SitemapsOr404]
 
-    @extend_schema(request=None, responses={202: None})
+    @extend_schema(request=InventoryIn, responses={202: ScrapeOut, **errors(400, 401, 404)})
     def post(self, request, slug: str):
         staff = is_staff_reviewer(request.user)
         # An advertiser user learns nothing about another advertiser's slug, not even from a 400.
@@ -68,7 +79,7 @@ class RelaunchView(APIView):
 
     permission_classes = [SitemapsOr404]
 
-    @extend_schema(request=None, responses={202: None})
+    @extend_schema(request=None, responses={202: ScrapeOut, **errors(401, 404)})
     def post(self, request, slug: str):
         advertiser = advertiser_get_visible(user=request.user, slug=slug)
         scrape = classification_relaunch(advertiser=advertiser, user=request.user)
@@ -80,7 +91,7 @@ class ScrapeDetailView(APIView):
 
     permission_classes = [SitemapsOr404]
 
-    @extend_schema(responses={200: None})
+    @extend_schema(responses={200: ScrapeOut, **errors(401, 404)})
     def get(self, request, scrape_id: int):
         scrape = get_object_or_404(
             Scrape.objects.select_related("advertiser"),
@@ -95,25 +106,16 @@ class SitemapPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
 
-
-def image_data(row) -> dict:
-    vi = row.vehicle_image
-    return {
-        "id": vi.id,
-        "url": vi.url,
-        "position": vi.position,
-        "image_type": row.image_type.value,
-        "color": row.color.value,
-        "image_type_source": row.image_type.source,
-        "color_source": row.color.source,
-        "ml_image_type": row.image_type.ml_value,
-        "ml_color": row.color.ml_value,
-        "fixed": row.fixed,
-    }
+    def get_paginated_response_with(self, data, *, pictures: int) -> Response:
+        """The usual envelope plus the number of matching pictures on every page (vehicles are counted)."""
+        envelope = self.get_paginated_response(data).data
+        results = envelope.pop("results")
+        return Response({**envelope, "pictures": pictures, "results": results})
 
 
 class SitemapView(APIView):
-    """Paginated vehicles with each picture's effective values (as the review page shows them)."""
+    """Paginated vehicles with each picture's effective values (as the review page shows them). A picture filter
+    (type, failures, fixed, disagreement) keeps only the matching pictures of each vehicle, as on the page."""
 
     permission_classes = [SitemapsOr404]
 
@@ -121,113 +123,63 @@ class SitemapView(APIView):
         parameters=[
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
-            OpenApiParameter("q", str, description="external id contains"),
-            OpenApiParameter("type", str, description="effective image type"),
-            OpenApiParameter("failures", str, description="1: ML failures only"),
-            OpenApiParameter("fixed", str, description="1: fixed only"),
+            *_filter_params(SitemapFilterSet),
         ],
-        responses={200: None},
+        responses={200: SitemapPageOut, **errors(400, 401, 404)},
     )
     def get(self, request, slug: str):
         advertiser = advertiser_get_visible(user=request.user, slug=slug)
+        filterset = SitemapFilterSet(request.query_params, queryset=ManualFix.objects.none())
+        if not filterset.is_valid():
+            _invalid(filterset)
+        found = matches(advertiser=advertiser, filters=filterset.as_filters())
         paginator = SitemapPagination()
-        ids = paginator.paginate_queryset(
-            vehicle_ids_filtered(advertiser=advertiser, filters=Filters.from_query(request.query_params)),
-            request,
-            view=self,
-        )
+        ids = paginator.paginate_queryset(found.vehicle_ids, request, view=self)
         rows = vehicle_rows(
-            advertiser=advertiser, vehicles=vehicles_by_ids(list(ids)), staff=is_staff_reviewer(request.user)
+            advertiser=advertiser,
+            vehicles=vehicles_by_ids(list(ids)),
+            staff=is_staff_reviewer(request.user),
+            picture_ids=found.picture_ids,
         )
-        data = [
-            {
-                "external_id": r.vehicle.external_id,
-                "title": r.vehicle.title,
-                "color": r.vehicle.color or None,
-                "hero_image": image_data(r.hero) if r.hero else None,
-                "images": [image_data(i) for i in r.images],
-            }
-            for r in rows
-        ]
-        return paginator.get_paginated_response(data)
-
-
-class FixInput(serializers.Serializer):
-    vehicle_image = serializers.IntegerField(min_value=1)
-    image_type = serializers.CharField(required=False)
-    color = serializers.CharField(required=False)
-
-    def validate(self, attrs):
-        if "image_type" not in attrs and "color" not in attrs:
-            raise serializers.ValidationError("give image_type, color or both")
-        for attribute in (Attribute.IMAGE_TYPE, Attribute.COLOR):
-            if attribute in attrs and not is_valid(attribute, attrs[attribute]):
-                raise serializers.ValidationError({attribute: f"{attrs[attribute]!r} is not a valid {attribute}"})
-        return attrs
-
-
-def fix_data(fix: ManualFix) -> dict:
-    return {
-        "id": fix.id,
-        "advertiser": fix.advertiser.slug,
-        "vehicle_image": fix.vehicle_image_id,
-        "external_id": fix.vehicle_image.vehicle.external_id,
-        "position": fix.vehicle_image.position,
-        "image": fix.image_id,
-        "url": fix.url,
-        "attribute": fix.attribute,
-        "old_value": fix.old_value or None,
-        "new_value": fix.new_value,
-        "scope": fix.scope,
-        "user": fix.user.username if fix.user else None,
-        "carried_from": fix.carried_from_id,
-        "created_at": fix.created_at,
-    }
+        return paginator.get_paginated_response_with(VehicleOut(rows, many=True).data, pictures=found.pictures)
 
 
 class FixesView(APIView):
-    """GET: fix history (filters advertiser, user, attribute, since, until). POST: fix one picture."""
+    """GET: fix history (filters advertiser, user, attribute, since, until). POST: fix one picture, downloaded or
+    not (a picture never downloaded is fixed by its URL and the fix follows it once downloaded)."""
 
     permission_classes = [SitemapsOr404]
 
     @extend_schema(
         parameters=[
             OpenApiParameter("advertiser", str),
-            OpenApiParameter("user", str),
-            OpenApiParameter("attribute", str),
-            OpenApiParameter("since", str, description="YYYY-MM-DD"),
-            OpenApiParameter("until", str, description="YYYY-MM-DD"),
+            OpenApiParameter("page", int),
+            *_filter_params(FixHistoryFilterSet),
         ],
-        responses={200: None},
+        responses={200: FixPageOut, **errors(400, 401, 404)},
     )
     def get(self, request):
         advertisers = advertisers_visible(user=request.user)
         slug = request.query_params.get("advertiser")
         if slug:
             advertisers = advertisers.filter(id=advertiser_get_visible(user=request.user, slug=slug).id)
-        params = {}
-        for name in ("since", "until"):
-            raw = request.query_params.get(name)
-            if raw:
-                try:
-                    params[name] = parse_date(raw)
-                except ValueError:
-                    params[name] = None
-                if params[name] is None:
-                    raise ApplicationError(f"{name}: expected YYYY-MM-DD")
-        attribute = request.query_params.get("attribute", "")
-        if attribute and attribute not in (Attribute.IMAGE_TYPE, Attribute.COLOR):
-            raise ApplicationError("attribute: image_type or color")
-        fixes = fixes_history(
-            advertisers=advertisers, user=request.query_params.get("user", ""), attribute=attribute, **params
-        )
+        filterset = FixHistoryFilterSet(request.query_params, queryset=fixes_history(advertisers=advertisers))
+        if not filterset.is_valid():
+            _invalid(filterset)
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(fixes, request, view=self)
-        return paginator.get_paginated_response([fix_data(f) for f in page])
+        page = paginator.paginate_queryset(filterset.qs, request, view=self)
+        return paginator.get_paginated_response(FixOut(page, many=True).data)
 
-    @extend_schema(request=FixInput, responses={201: None, 200: None})
+    @extend_schema(
+        request=FixIn,
+        responses={
+            201: FixesOut,
+            200: OpenApiResponse(FixesOut, description="Nothing changed: the value was already in effect"),
+            **errors(400, 401, 403, 404),
+        },
+    )
     def post(self, request):
-        payload = FixInput(data=request.data)
+        payload = FixIn(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         vehicle_image = (
@@ -240,7 +192,9 @@ class FixesView(APIView):
         if vehicle_image is None:
             raise Http404("no such vehicle image")
         changes = [
-            FixChange(vehicle_image_id=vehicle_image.id, attribute=attribute, value=data[attribute])
+            FixChange(
+                vehicle_image_id=vehicle_image.id, attribute=attribute, value=data[attribute], scope=data.get("scope")
+            )
             for attribute in (Attribute.IMAGE_TYPE, Attribute.COLOR)
             if attribute in data
         ]
@@ -249,5 +203,5 @@ class FixesView(APIView):
             "advertiser", "vehicle_image__vehicle", "user"
         )
         return Response(
-            {"fixes": [fix_data(f) for f in fixes]}, status=status.HTTP_201_CREATED if made else status.HTTP_200_OK
+            {"fixes": FixOut(fixes, many=True).data}, status=status.HTTP_201_CREATED if made else status.HTTP_200_OK
         )

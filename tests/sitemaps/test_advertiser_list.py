@@ -27,7 +27,7 @@ def test_health_shows_last_scrape_failure_and_fixed_shares(client, reviewer, adv
     client.force_login(reviewer)
     html = client.get("/sitemaps/").content.decode()
     row = re.search(r'<a href="/sitemaps/acme/">.*?</tr>', html, re.S).group(0)
-    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
     assert cells[1] == "4"  # pictures
     assert cells[2] == "25.0 %"  # ML failures: the one the classifier gave nothing
     assert cells[3] == "25.0 %"  # fixed

@@ -12,6 +12,8 @@ class Backend(models.TextChoices):
     BUILTIN = "builtin", "Builtin (histograms, no service)"
     HTTP = "http", "HTTP model server (TensorFlow Serving REST)"
     REKOGNITION = "rekognition", "AWS Rekognition"
+    AZURE = "azure", "Azure AI Vision (Image Analysis)"
+    CASCADE = "cascade", "Cascade (a local model first, a paid backend when unsure)"
 
 
 class ModelVersion(models.Model):
@@ -167,3 +169,4 @@ class GroundTruth(models.Model):
 
 
 from classification.models_datasets import *  # noqa: E402,F403
+from classification.models_labels import *  # noqa: E402,F403

@@ -598,13 +598,16 @@ def urls_classify(
     return [_outcome(checks[u], entries.get(checks[u].image_id), advertiser) for u in urls]
 
 
-def bytes_classify(*, data: bytes, name: str, advertiser: str | None = None) -> ClassifyOutcome:
-    """``urls_classify`` for bytes already in hand (a file): the same outcome, ``name`` in place of the URL."""
+def bytes_classify(
+    *, data: bytes, name: str, advertiser: str | None = None, record_source: bool = False
+) -> ClassifyOutcome:
+    """``urls_classify`` for bytes already in hand (a file): the same outcome, ``name`` in place of the URL.
+    With ``record_source``, ``name`` is an address worth keeping (``s3://…``) and is recorded as a source."""
     sha256 = hashlib.sha256(data).hexdigest()
     known = Image.objects.filter(sha256=sha256, classified_at__isnull=False).exists()
     check = UrlCheck(url=name, sha256=sha256)
     try:
-        image = image_from_bytes(data=data)
+        image = image_from_bytes(data=data, url=name if record_source else "")
     except ImageRejected as exc:
         check.error = exc.reason
         return _outcome(check, None, advertiser)

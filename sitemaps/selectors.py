@@ -14,7 +14,8 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from classification.models import GroundTruth, Prediction
+from classification.labels import normalize_tag
+from classification.models import GroundTruth, ImageLabel, Prediction
 from classification.selectors import image_values
 from classification.values import Resolved, resolve
 from classification.vocabulary import DISPLAY_DEFAULTS, DROPDOWN_DEFAULTS, Attribute, ImageType, choices_for
@@ -55,6 +56,7 @@ class Filters:
     fixed: bool = False
     image_type: str = ""
     q: str = ""
+    tag: str = ""  # a label a backend gave a picture ("beach", "text", "logo")
 
     @classmethod
     def from_query(cls, params) -> "Filters":
@@ -64,11 +66,12 @@ class Filters:
             fixed=params.get("fixed") == "1",
             image_type=image_type if image_type in ImageType.values else "",
             q=(params.get("q") or "").strip()[:100],
+            tag=normalize_tag(params.get("tag") or "")[:100],
         )
 
     @property
     def active(self) -> bool:
-        return bool(self.ml_failures or self.fixed or self.image_type or self.q)
+        return bool(self.ml_failures or self.fixed or self.image_type or self.q or self.tag)
 
 
 @dataclass
@@ -175,6 +178,9 @@ def vehicles_filtered(*, advertiser: Advertiser, filters: Filters) -> QuerySet[V
             effective_type=filters.image_type
         )
         vehicles = vehicles.filter(id__in=effective.values("vehicle_id"))
+    if filters.tag:
+        tagged = ImageLabel.objects.filter(image_id=OuterRef("image_id"), name=filters.tag)
+        vehicles = vehicles.filter(id__in=images.filter(Exists(tagged)).values("vehicle_id"))
     return vehicles.order_by("external_id", "id")
 
 

@@ -127,6 +127,7 @@ class SitemapView(APIView):
             OpenApiParameter("type", str, description="effective image type"),
             OpenApiParameter("failures", str, description="1: ML failures only"),
             OpenApiParameter("fixed", str, description="1: fixed only"),
+            OpenApiParameter("tag", str, description='a label a backend gave a picture: "beach", "text", "logo"'),
         ],
         responses={200: None},
     )

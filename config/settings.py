@@ -357,8 +357,13 @@ SPOTCHECK_SNS_TOPIC_ARNS = env_list("SPOTCHECK_SNS_TOPIC_ARNS", [])
 SPOTCHECK_SNS_CERT_URL_PATTERN = env_str(
     "SPOTCHECK_SNS_CERT_URL_PATTERN", r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[A-Za-z0-9._/-]+\.pem$"
 )
+SPOTCHECK_SNS_SUBSCRIBE_URL_PATTERN = env_str(
+    "SPOTCHECK_SNS_SUBSCRIBE_URL_PATTERN",
+    r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/\?Action=ConfirmSubscription&",
+)
 SPOTCHECK_EVENTGRID_KEY = env_str("SPOTCHECK_EVENTGRID_KEY", "")
 SPOTCHECK_EVENTGRID_BLOB_PREFIXES = env_list("SPOTCHECK_EVENTGRID_BLOB_PREFIXES", [])
+CELERY_TASK_ROUTES.update({"classification.bucket_object_classify": {"queue": "fetch"}})
 # Downloads on the fetch queue (I/O bound, many per worker), decoding and classifying on the classify
 # queue (CPU bound, one per core).
 CELERY_TASK_ROUTES.update(

@@ -79,8 +79,11 @@ class Usage:
         return f"pictures sent: {sent}; estimated cost {self.cost:.4f}"
 
 
-def usage_report(*, image_ids: list[int] | None = None, since: datetime, until: datetime | None = None) -> Usage:
-    """The backend calls made from ``since`` (to ``until``), for these pictures when given."""
+def usage_report(
+    *, image_ids: list[int] | QuerySet | None = None, since: datetime, until: datetime | None = None
+) -> Usage:
+    """The backend calls made from ``since`` (to ``until``), for these pictures (ids, or a query of
+    ``image_id`` values) when given."""
     calls = BackendCall.objects.filter(created_at__gte=since)
     if until is not None:
         calls = calls.filter(created_at__lte=until)

@@ -10,6 +10,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from classification.labels import usage_report
 from classification.vocabulary import Attribute, is_valid
 from core.api import error_response
 from core.roles import is_staff_reviewer
@@ -80,7 +81,8 @@ class RelaunchView(APIView):
 
 
 class ScrapeDetailView(APIView):
-    """A scrape's status (queued, running, done, failed) and counts (total, done, from cache, failed)."""
+    """A scrape's status (queued, running, done, failed), counts (total, done, from cache, failed), and its
+    classification's usage: pictures sent to each backend and the estimated cost."""
 
     @extend_schema(responses={200: None})
     def get(self, request, scrape_id: int):
@@ -91,7 +93,9 @@ class ScrapeDetailView(APIView):
             id=scrape_id,
             advertiser__in=advertisers_visible(user=request.user),
         )
-        return Response(scrape_data(scrape, request))
+        pictures = VehicleImage.objects.filter(scrape_id=scrape.id, image__isnull=False).values("image_id")
+        usage = usage_report(image_ids=pictures, since=scrape.started_at or scrape.created_at, until=scrape.finished_at)
+        return Response({**scrape_data(scrape, request), "usage": usage.as_dict()})
 
 
 class SitemapPagination(PageNumberPagination):

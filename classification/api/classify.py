@@ -4,7 +4,8 @@ the pictures were sent to and the estimated cost."""
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
@@ -53,8 +54,13 @@ class ClassifyInputSerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_field(OpenApiTypes.BINARY)
+class PictureField(serializers.FileField):
+    """An uploaded picture (documented as binary: the bytes of the multipart part)."""
+
+
 class ClassifyUploadSerializer(ClassifyInputSerializer):
-    file = serializers.FileField(
+    file = PictureField(
         required=False, allow_empty_file=False, help_text="The picture itself (JPEG, PNG, WebP or GIF)."
     )
 

@@ -124,3 +124,16 @@ def test_a_bucket_object_over_the_byte_cap_is_413_without_downloading_it(
 def test_a_key_without_a_configured_bucket_says_so(api_as, reviewer):
     response = api_as(reviewer).post(ENDPOINT, {"key": "s3://spotcheck-media/a.jpg"}, format="json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "no_bucket"
+
+
+def test_openapi_documents_the_upload_and_the_key(api_as, reviewer):
+    schema = api_as(reviewer).get("/api/schema/", {"format": "json"}).json()
+    body = schema["paths"]["/api/v1/classify/"]["post"]["requestBody"]["content"]
+    upload_schema = schema["components"]["schemas"][body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert (upload_schema["properties"]["file"]["type"], upload_schema["properties"]["file"]["format"]) == (
+        "string",
+        "binary",
+    )
+    json_schema = schema["components"]["schemas"][body["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert "key" in json_schema["properties"]
+    assert {"413", "404", "403"} <= set(schema["paths"]["/api/v1/classify/"]["post"]["responses"])

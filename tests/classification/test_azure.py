@@ -166,3 +166,13 @@ def test_azure_labels_are_stored_per_picture_and_version_and_searchable(azure, s
     assert list(images_tagged(tag="car", min_score=0.995)) == []
     call = BackendCall.objects.get(image=image)
     assert (call.backend, call.cost) == ("azure", Decimal("0.0015"))
+
+
+def test_a_task_retry_waits_at_least_what_the_service_asked_for(azure):
+    from classification.tasks.classify import BACKOFF_CAP, classifier_countdown
+
+    azure.script = [throttled(retry_after=120)]
+    with pytest.raises(ClassifierError) as failure:
+        classify()
+    assert all(classifier_countdown(failure.value, retries=0) >= 120 for _ in range(20))
+    assert classifier_countdown(ClassifierError("x", transient=True, retry_after=10**6), 0) == BACKOFF_CAP

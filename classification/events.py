@@ -3,7 +3,8 @@
 * S3 event notifications delivered by an SNS HTTPS subscription. Every message's signature is verified
   (SignatureVersion 1: SHA1withRSA, 2: SHA256withRSA) against the signing certificate, fetched through the
   guarded downloader only from a URL matching SPOTCHECK_SNS_CERT_URL_PATTERN (https, an SNS host of AWS,
-  a .pem path) and cached; only topics in SPOTCHECK_SNS_TOPIC_ARNS are accepted. A SubscriptionConfirmation
+  a .pem path) and cached; only topics in SPOTCHECK_SNS_TOPIC_ARNS are accepted, and only messages signed
+  within SPOTCHECK_SNS_MAX_AGE seconds (a replayed old message is refused). A SubscriptionConfirmation
   is confirmed by visiting its SubscribeURL (same host rule); ObjectCreated records of our bucket are queued.
 * Azure Event Grid (Event Grid schema): the subscription's URL carries ``?key=SPOTCHECK_EVENTGRID_KEY``; the
   validation handshake answers ``{"validationResponse": code}``; BlobCreated events whose blob URL starts
@@ -23,6 +24,8 @@ from urllib.parse import unquote_plus, urlparse
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from classification.bucket import bucket_name
 from classification.fetch import FetchFailed, fetch
@@ -127,6 +130,10 @@ def sns_verify(message: dict) -> None:
         public_key.verify(signature, data, padding.PKCS1v15(), algorithm)
     except (InvalidSignature, TypeError, ValueError) as exc:
         raise EventRefused("invalid_signature", "The SNS signature does not verify.", status=403) from exc
+    sent = parse_datetime(str(message.get("Timestamp", "")))
+    if sent is None or abs((timezone.now() - sent).total_seconds()) > settings.SPOTCHECK_SNS_MAX_AGE:
+        # A genuine but old message replayed: SNS delivers within minutes, and retries for at most an hour.
+        raise EventRefused("stale", "The SNS message is too old (or from the future).", status=403)
 
 
 def s3_created_keys(event: dict) -> list[str]:

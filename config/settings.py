@@ -357,6 +357,7 @@ SPOTCHECK_SNS_TOPIC_ARNS = env_list("SPOTCHECK_SNS_TOPIC_ARNS", [])
 SPOTCHECK_SNS_CERT_URL_PATTERN = env_str(
     "SPOTCHECK_SNS_CERT_URL_PATTERN", r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[A-Za-z0-9._/-]+\.pem$"
 )
+SPOTCHECK_SNS_MAX_AGE = env_int("SPOTCHECK_SNS_MAX_AGE", 3600)
 SPOTCHECK_SNS_SUBSCRIBE_URL_PATTERN = env_str(
     "SPOTCHECK_SNS_SUBSCRIBE_URL_PATTERN",
     r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/\?Action=ConfirmSubscription&",

@@ -63,7 +63,8 @@ def sns(settings, picture_server, allow_loopback, signing_key):
 
     def sign(message: dict, *, version: str = "1") -> dict:
         """Sign as SNS does (written from AWS's description, independently of the code under test)."""
-        message = {**message, "SignatureVersion": version, "SigningCertURL": picture_server.url(PEM_PATH)}
+        message = {"Timestamp": now(), **message, "SignatureVersion": version}
+        message["SigningCertURL"] = picture_server.url(PEM_PATH)
         if message["Type"] == "Notification":
             keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
         else:
@@ -79,13 +80,22 @@ def sns(settings, picture_server, allow_loopback, signing_key):
 PEM_PATH = "/SimpleNotificationService-local.pem"
 
 
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def fresh(name: str) -> dict:
+    """A recorded SNS body, as if sent just now."""
+    return {**recorded(name), "Timestamp": now()}
+
+
 def post_sns(client, message: dict):
     # SNS posts its JSON as text/plain.
     return client.post(SNS_ENDPOINT, data=json.dumps(message), content_type="text/plain; charset=UTF-8")
 
 
 def test_subscription_confirmation_is_verified_and_confirmed(client, sns):
-    message = recorded("sns_subscription_confirmation.json")
+    message = fresh("sns_subscription_confirmation.json")
     confirm = f"/confirm?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=t"
     sns["server"].serve(confirm, b"<ConfirmSubscriptionResponse/>", content_type="text/xml")
     message["SubscribeURL"] = sns["server"].url(confirm)
@@ -100,7 +110,7 @@ def test_s3_object_created_notification_classifies_the_new_object(
 ):
     media_bucket.put_object(Bucket="spotcheck-media", Key="uploads/blue car.jpg", Body=dealer_blue_jpeg)
     with django_capture_on_commit_callbacks(execute=True):
-        response = post_sns(client, sns["sign"](recorded("sns_s3_object_created.json"), version=version))
+        response = post_sns(client, sns["sign"](fresh("sns_s3_object_created.json"), version=version))
     assert response.status_code == 200
     # The removal and the other bucket's object are not ours to classify.
     assert response.json() == {"queued": ["s3://spotcheck-media/uploads/blue car.jpg"]}
@@ -113,7 +123,7 @@ def test_a_tampered_notification_is_refused_and_nothing_is_classified(
     client, sns, media_bucket, dealer_blue_jpeg, django_capture_on_commit_callbacks
 ):
     media_bucket.put_object(Bucket="spotcheck-media", Key="uploads/blue car.jpg", Body=dealer_blue_jpeg)
-    message = sns["sign"](recorded("sns_s3_object_created.json"))
+    message = sns["sign"](fresh("sns_s3_object_created.json"))
     message["Message"] = message["Message"].replace("blue+car", "other")
     with django_capture_on_commit_callbacks(execute=True):
         response = post_sns(client, message)
@@ -131,7 +141,7 @@ def test_a_tampered_notification_is_refused_and_nothing_is_classified(
     ids=["lookalike-host", "metadata", "other-path"],
 )
 def test_a_certificate_url_off_the_allowed_hosts_is_never_fetched(client, sns, cert_url):
-    message = sns["sign"](recorded("sns_s3_test_event.json"))
+    message = sns["sign"](fresh("sns_s3_test_event.json"))
     message["SigningCertURL"] = cert_url.format(base=sns["server"].base)
     response = post_sns(client, message)
     assert response.status_code == 403 and response.json()["error"]["code"] == "untrusted_certificate"
@@ -139,21 +149,29 @@ def test_a_certificate_url_off_the_allowed_hosts_is_never_fetched(client, sns, c
 
 
 def test_the_recorded_signature_of_another_key_does_not_verify(client, sns):
-    message = sns["sign"](recorded("sns_s3_test_event.json"))
+    message = sns["sign"](fresh("sns_s3_test_event.json"))
     message["Signature"] = recorded("sns_subscription_confirmation.json")["Signature"]
     assert post_sns(client, message).status_code == 403
 
 
 def test_a_notification_from_another_topic_is_refused(client, sns):
-    message = recorded("sns_s3_test_event.json")
+    message = fresh("sns_s3_test_event.json")
     message["TopicArn"] = "arn:aws:sns:us-west-2:999999999999:Elsewhere"
     response = post_sns(client, sns["sign"](message))
     assert response.status_code == 403 and response.json()["error"]["code"] == "unknown_topic"
 
 
 def test_the_s3_test_event_is_accepted_and_queues_nothing(client, sns, media_bucket):
-    response = post_sns(client, sns["sign"](recorded("sns_s3_test_event.json")))
+    response = post_sns(client, sns["sign"](fresh("sns_s3_test_event.json")))
     assert response.status_code == 200 and response.json() == {"queued": []}
+
+
+def test_a_genuine_message_replayed_hours_later_is_refused(client, sns):
+    message = sns["sign"]({**recorded("sns_s3_test_event.json"), "Timestamp": "2026-01-02T17:50:00.912Z"})
+    message_now = sns["sign"](fresh("sns_s3_test_event.json"))
+    assert post_sns(client, message_now).status_code == 200
+    response = post_sns(client, message)
+    assert response.status_code == 403 and response.json()["error"]["code"] == "stale"
 
 
 def test_a_body_that_is_not_json_is_400(client, sns):

@@ -193,5 +193,4 @@ def media_bucket(moto_server, settings, monkeypatch):
             },
         },
     }
-    client.bucket = "spotcheck-media"
     return client

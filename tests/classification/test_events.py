@@ -174,6 +174,12 @@ def test_a_genuine_message_replayed_hours_later_is_refused(client, sns):
     assert response.status_code == 403 and response.json()["error"]["code"] == "stale"
 
 
+def test_a_body_over_256_kib_is_413_before_it_is_read(client, sns):
+    response = client.post(SNS_ENDPOINT, data="x" * (256 * 1024 + 1), content_type="text/plain")
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    assert sns["server"].seen == []
+
+
 def test_a_body_that_is_not_json_is_400(client, sns):
     response = client.post(SNS_ENDPOINT, data="not json", content_type="text/plain")
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid"

@@ -18,8 +18,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from classification import cache, imaging
-from classification.classifiers import Classifier, ClassifierError, Values, classifier_for
+from classification import cache, imaging, labels
+from classification.classifiers import Classifier, ClassifierError, Description, Values, classifier_for, describe
 from classification.fetch import FetchFailed, fetch
 from classification.imaging import ImageRejected
 from classification.models import Backend, FetchError, GroundTruth, Image, ImageSource, ModelVersion, Prediction
@@ -114,6 +114,14 @@ def _default_params(backend: str) -> dict:
         }
     if backend == Backend.REKOGNITION:
         return {"region": settings.SPOTCHECK_REKOGNITION_REGION}
+    if backend == Backend.AZURE:
+        return {"endpoint": settings.SPOTCHECK_AZURE_VISION_ENDPOINT}
+    if backend == Backend.CASCADE:
+        return {
+            "local": settings.SPOTCHECK_CASCADE_LOCAL,
+            "paid": settings.SPOTCHECK_CASCADE_PAID,
+            "thresholds": {Attribute.IMAGE_TYPE: settings.SPOTCHECK_CASCADE_THRESHOLD},
+        }
     return {}
 
 
@@ -153,6 +161,7 @@ class Analysis:
     thumbnail: bytes
     values: Values | None  # None when the classifier failed
     classifier_error: ClassifierError | None = None
+    description: Description | None = None  # the backend's labels and calls, kept by labels.description_record
 
 
 def image_analyze(*, data: bytes, classifier: Classifier) -> Analysis:
@@ -164,9 +173,10 @@ def image_analyze(*, data: bytes, classifier: Classifier) -> Analysis:
 
 def _analysis_of(decoded: imaging.Decoded, classifier: Classifier) -> Analysis:
     values: Values | None
-    error = None
+    error = description = None
     try:
-        values = classifier.classify(decoded.picture)
+        description = describe(classifier, decoded.picture)
+        values = description.values
     except ClassifierError as exc:
         logger.warning("classifier %s failed: %s", classifier.model_version.name, exc)
         values, error = None, exc
@@ -178,6 +188,7 @@ def _analysis_of(decoded: imaging.Decoded, classifier: Classifier) -> Analysis:
         thumbnail=imaging.thumbnail_bytes(decoded.picture),
         values=values,
         classifier_error=error,
+        description=description,
     )
 
 
@@ -234,6 +245,8 @@ def _image_store(*, sha256: str, byte_size: int, analysis: Analysis, version: Mo
                 "phash": imaging.phash_to_db(analysis.phash),
             },
         )
+        if analysis.description is not None:
+            labels.description_record(image=image, description=analysis.description)
         if not created:
             image = Image.objects.select_for_update().get(pk=image.pk)
             if image.classified_at is not None:
@@ -585,13 +598,16 @@ def urls_classify(
     return [_outcome(checks[u], entries.get(checks[u].image_id), advertiser) for u in urls]
 
 
-def bytes_classify(*, data: bytes, name: str, advertiser: str | None = None) -> ClassifyOutcome:
-    """``urls_classify`` for bytes already in hand (a file): the same outcome, ``name`` in place of the URL."""
+def bytes_classify(
+    *, data: bytes, name: str, advertiser: str | None = None, record_source: bool = False
+) -> ClassifyOutcome:
+    """``urls_classify`` for bytes already in hand (a file): the same outcome, ``name`` in place of the URL.
+    With ``record_source``, ``name`` is an address worth keeping (``s3://…``) and is recorded as a source."""
     sha256 = hashlib.sha256(data).hexdigest()
     known = Image.objects.filter(sha256=sha256, classified_at__isnull=False).exists()
     check = UrlCheck(url=name, sha256=sha256)
     try:
-        image = image_from_bytes(data=data)
+        image = image_from_bytes(data=data, url=name if record_source else "")
     except ImageRejected as exc:
         check.error = exc.reason
         return _outcome(check, None, advertiser)
@@ -646,10 +662,11 @@ def image_reclassify(*, image_id: int, model_version_id: int | None = None) -> b
         logger.warning("picture %s has no stored bytes to reclassify", image_id)
         return False
     decoded = imaging.decode(data)
-    values = classifier_for(version).classify(decoded.picture)
+    description = describe(classifier_for(version), decoded.picture)
     with transaction.atomic():
         image = Image.objects.select_for_update().get(pk=image_id)
-        _predictions_write(image=image, values=values, version=version)
+        _predictions_write(image=image, values=description.values, version=version)
+        labels.description_record(image=image, description=description)
         image.classified_at = timezone.now()
         image.save(update_fields=["classified_at"])
     _cache_refresh([image_id])

@@ -346,6 +346,38 @@ SPOTCHECK_HTTP_CLASSIFIER_URL = env_str("SPOTCHECK_HTTP_CLASSIFIER_URL", "")
 SPOTCHECK_HTTP_CLASSIFIER_MODEL = env_str("SPOTCHECK_HTTP_CLASSIFIER_MODEL", "image_type")
 SPOTCHECK_HTTP_CLASSIFIER_TIMEOUT = env_float("SPOTCHECK_HTTP_CLASSIFIER_TIMEOUT", 10.0)
 SPOTCHECK_REKOGNITION_REGION = env_str("SPOTCHECK_REKOGNITION_REGION", "") or env_str("AWS_DEFAULT_REGION", "")
+
+# --- Cloud backends, uploads, bucket events, cascade (issue 15) ------------------------------------------
+# Azure AI Vision (Image Analysis 3.2): the endpoint of the resource and its key (a secret: no default).
+SPOTCHECK_AZURE_VISION_ENDPOINT = env_str("SPOTCHECK_AZURE_VISION_ENDPOINT", "")
+SPOTCHECK_AZURE_VISION_KEY = env_str("SPOTCHECK_AZURE_VISION_KEY", "")
+# Estimated price per 1,000 pictures sent to each backend (a version's "price_per_1000" param wins).
+SPOTCHECK_PRICE_PER_1000 = {
+    "builtin": 0.0,
+    "learned": 0.0,
+    "http": env_float("SPOTCHECK_HTTP_PRICE_PER_1000", 0.0),
+    "azure": env_float("SPOTCHECK_AZURE_PRICE_PER_1000", 1.0),
+    "rekognition": env_float("SPOTCHECK_REKOGNITION_PRICE_PER_1000", 1.0),
+}
+# The cascade backend: the local model first, the paid one for pictures whose image-type score is below this.
+SPOTCHECK_CASCADE_LOCAL = env_str("SPOTCHECK_CASCADE_LOCAL", "builtin")
+SPOTCHECK_CASCADE_PAID = env_str("SPOTCHECK_CASCADE_PAID", "azure")
+SPOTCHECK_CASCADE_THRESHOLD = env_float("SPOTCHECK_CASCADE_THRESHOLD", 0.8)
+# Bucket events. SNS: topics we accept notifications from (empty: none), and where signing certificates may
+# be fetched from (https, an SNS host of AWS, a .pem path). Event Grid: a shared key the subscription's
+# endpoint URL carries as ?key=… (empty: Event Grid events refused), and the blob URL prefixes we classify.
+SPOTCHECK_SNS_TOPIC_ARNS = env_list("SPOTCHECK_SNS_TOPIC_ARNS", [])
+SPOTCHECK_SNS_CERT_URL_PATTERN = env_str(
+    "SPOTCHECK_SNS_CERT_URL_PATTERN", r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[A-Za-z0-9._/-]+\.pem$"
+)
+SPOTCHECK_SNS_MAX_AGE = env_int("SPOTCHECK_SNS_MAX_AGE", 3600)
+SPOTCHECK_SNS_SUBSCRIBE_URL_PATTERN = env_str(
+    "SPOTCHECK_SNS_SUBSCRIBE_URL_PATTERN",
+    r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/\?Action=ConfirmSubscription&",
+)
+SPOTCHECK_EVENTGRID_KEY = env_str("SPOTCHECK_EVENTGRID_KEY", "")
+SPOTCHECK_EVENTGRID_BLOB_PREFIXES = env_list("SPOTCHECK_EVENTGRID_BLOB_PREFIXES", [])
+CELERY_TASK_ROUTES.update({"classification.bucket_object_classify": {"queue": "fetch"}})
 # Downloads on the fetch queue (I/O bound, many per worker), decoding and classifying on the classify
 # queue (CPU bound, one per core).
 CELERY_TASK_ROUTES.update(

@@ -12,7 +12,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from classification.models import GroundTruth, Prediction
+from classification.models import GroundTruth, ImageLabel, Prediction
 from classification.values import ADVERTISER_FIX, FIX_SOURCES, STAFF_FIX, Fix, Resolved, newer, pick
 from classification.vocabulary import DISPLAY_DEFAULTS, DROPDOWN_DEFAULTS, Attribute, ImageType
 from sitemaps.models import Advertiser, ManualFix, Scrape, Vehicle, VehicleImage
@@ -241,6 +241,7 @@ class Filters:
     disagreement: bool = False
     image_type: str = ""
     q: str = ""
+    tag: str = ""  # a label a backend gave a picture ("beach", "text", "logo")
 
     @property
     def active(self) -> bool:
@@ -249,7 +250,7 @@ class Filters:
     @property
     def by_picture(self) -> bool:
         """Filters on pictures: the page then shows the matching pictures only, not whole vehicles."""
-        return bool(self.ml_failures or self.fixed or self.disagreement or self.image_type)
+        return bool(self.ml_failures or self.fixed or self.disagreement or self.image_type or self.tag)
 
 
 @dataclass
@@ -353,6 +354,8 @@ def pictures_filtered(
     if filters.disagreement:
         flagged = sitemap_disagreements(advertisers=[advertiser]).get(advertiser.id, {})
         images = images.filter(id__in=list(flagged) or [0])
+    if filters.tag:
+        images = images.filter(Exists(ImageLabel.objects.filter(image_id=OuterRef("image_id"), name=filters.tag)))
     return images
 
 

@@ -1,14 +1,25 @@
-"""POST /api/v1/classify/: one URL or a batch, classified now (downloads in parallel)."""
+"""POST /api/v1/classify/: one URL or a batch, classified now (downloads in parallel); or one picture sent as
+a multipart upload, or one object of our bucket named by its ``s3://`` key. Each answer reports the backends
+the pictures were sent to and the estimated cost."""
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classification.services import urls_classify
+from classification import bucket
+from classification.labels import usage_report
+from classification.models import FetchError
+from classification.services import ClassifyOutcome, bytes_classify, urls_classify
+from core.errors import ApplicationError
 from core.roles import is_staff_reviewer
+
+# A multipart body may carry this much besides the picture (boundaries, headers, the other fields).
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 class UrlField(serializers.CharField):
@@ -23,6 +34,7 @@ class UrlField(serializers.CharField):
 class ClassifyInputSerializer(serializers.Serializer):
     url = UrlField(required=False, max_length=4096)
     urls = serializers.ListField(child=UrlField(max_length=4096), required=False, allow_empty=False)
+    key = UrlField(required=False, max_length=1100, help_text="An object of our bucket: s3://BUCKET/KEY")
     advertiser = serializers.SlugField(
         required=False, max_length=100, help_text="Resolve values as this advertiser sees them (staff only)."
     )
@@ -34,9 +46,23 @@ class ClassifyInputSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs):
-        if ("url" in attrs) == ("urls" in attrs):
-            raise serializers.ValidationError('Send either "url" (one URL) or "urls" (a list of URLs), not both.')
+        if sum(name in attrs for name in ("url", "urls", "key", "file")) != 1:
+            raise serializers.ValidationError(
+                'Send either "url" (one URL) or "urls" (a list of URLs), or "key" (s3://…), '
+                'or a picture as the multipart field "file"; exactly one of them.'
+            )
         return attrs
+
+
+@extend_schema_field(OpenApiTypes.BINARY)
+class PictureField(serializers.FileField):
+    """An uploaded picture (documented as binary: the bytes of the multipart part)."""
+
+
+class ClassifyUploadSerializer(ClassifyInputSerializer):
+    file = PictureField(
+        required=False, allow_empty_file=False, help_text="The picture itself (JPEG, PNG, WebP or GIF)."
+    )
 
 
 class ClassifyResultSerializer(serializers.Serializer):
@@ -51,28 +77,77 @@ class ClassifyResultSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True, help_text="blocked_address, timeout, too_large, http_404…")
 
 
+class UsageSerializer(serializers.Serializer):
+    pictures = serializers.DictField(child=serializers.IntegerField(), help_text="backend → pictures sent to it")
+    estimated_cost = serializers.FloatField(help_text="price per 1,000 pictures of each backend, summed")
+
+
 class ClassifyOutputSerializer(serializers.Serializer):
     results = ClassifyResultSerializer(many=True)
+    usage = UsageSerializer()
 
 
 class ClassifyView(APIView):
-    """Classify pictures by URL. A URL that cannot be fetched is a result with its ``error``, not a failure."""
+    """Classify pictures by URL, upload or bucket key. A URL that cannot be fetched is a result with its
+    ``error``, not a failure; an upload or key that is not a picture we accept answers 400 (413 when too big)."""
 
     @extend_schema(
-        request=ClassifyInputSerializer,
-        responses={200: ClassifyOutputSerializer},
+        request={"application/json": ClassifyInputSerializer, "multipart/form-data": ClassifyUploadSerializer},
+        responses={
+            200: ClassifyOutputSerializer,
+            400: OpenApiResponse(description="Bad input, or an upload/object that is not a picture we accept."),
+            403: OpenApiResponse(description="A key outside our bucket."),
+            404: OpenApiResponse(description="No such object in our bucket."),
+            413: OpenApiResponse(description="The upload or object is over SPOTCHECK_FETCH_MAX_BYTES."),
+        },
         examples=[
             OpenApiExample("One URL", value={"url": "https://cdn.example.com/cars/123/1.jpg"}, request_only=True),
             OpenApiExample("A batch", value={"urls": ["https://cdn.example.com/1.jpg"]}, request_only=True),
+            OpenApiExample("A bucket key", value={"key": "s3://spotcheck-media/uploads/1.jpg"}, request_only=True),
         ],
     )
     def post(self, request):
-        serializer = ClassifyInputSerializer(data=request.data)
+        cap = settings.SPOTCHECK_FETCH_MAX_BYTES
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > cap + MULTIPART_OVERHEAD:  # refused before the body is read
+            raise ApplicationError(f"At most {cap} bytes.", code=FetchError.TOO_LARGE, status=413)
+        serializer = ClassifyUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         advertiser = data.get("advertiser")
         if advertiser and not is_staff_reviewer(request.user):
             raise PermissionDenied("Only staff may ask for an advertiser's view.")
-        urls = [data["url"]] if "url" in data else data["urls"]
-        outcomes = urls_classify(urls=urls, advertiser=advertiser, deadline=settings.SPOTCHECK_CLASSIFY_API_DEADLINE)
-        return Response({"results": [o.as_result() for o in outcomes]})
+        started = timezone.now()
+        if "file" in data or "key" in data:
+            outcomes = [self._one(data, advertiser)]
+        else:
+            urls = [data["url"]] if "url" in data else data["urls"]
+            outcomes = urls_classify(
+                urls=urls, advertiser=advertiser, deadline=settings.SPOTCHECK_CLASSIFY_API_DEADLINE
+            )
+        usage = usage_report(image_ids=[o.image_id for o in outcomes if o.image_id], since=started)
+        return Response({"results": [o.as_result() for o in outcomes], "usage": usage.as_dict()})
+
+    @staticmethod
+    def _one(data: dict, advertiser: str | None) -> ClassifyOutcome:
+        """An uploaded picture or a bucket object; a refusal raises ApplicationError (the one error shape)."""
+        cap = settings.SPOTCHECK_FETCH_MAX_BYTES
+        if "file" in data:
+            upload = data["file"]
+            if upload.size > cap:
+                raise ApplicationError(f"At most {cap} bytes.", code=FetchError.TOO_LARGE, status=413)
+            outcome = bytes_classify(data=upload.read(), name=upload.name or "upload", advertiser=advertiser)
+        else:
+            outcome = bucket.object_classify(uri=data["key"], advertiser=advertiser)
+        if outcome.error:
+            status = 413 if outcome.error == FetchError.TOO_LARGE else 400
+            raise ApplicationError(REFUSALS.get(outcome.error, outcome.error), code=outcome.error, status=status)
+        return outcome
+
+
+REFUSALS = {
+    FetchError.NOT_AN_IMAGE: "This is not a picture we read (JPEG, PNG, WebP or GIF).",
+    FetchError.BAD_IMAGE: "The picture is damaged or truncated and cannot be decoded.",
+    FetchError.TOO_MANY_PIXELS: "The picture has more pixels than SPOTCHECK_MAX_PIXELS allows.",
+    FetchError.TOO_LARGE: "The picture is over the byte cap.",
+}

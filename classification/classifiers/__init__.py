@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from classification.classifiers.base import Classifier, ClassifierError, Values
+from classification.classifiers.base import Classifier, ClassifierError, Description, Values, describe
 from classification.models import Backend, ModelVersion
 
-__all__ = ["Classifier", "ClassifierError", "Values", "classifier_for"]
+__all__ = ["Classifier", "ClassifierError", "Description", "Values", "classifier_for", "describe"]
 
 
 def classifier_for(model_version: ModelVersion) -> Classifier:
@@ -22,4 +22,12 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
         from classification.classifiers.rekognition import RekognitionClassifier
 
         return RekognitionClassifier(model_version)
+    if model_version.backend == Backend.AZURE:
+        from classification.classifiers.azure import AzureClassifier
+
+        return AzureClassifier(model_version)
+    if model_version.backend == Backend.CASCADE:
+        from classification.classifiers.cascade import CascadeClassifier
+
+        return CascadeClassifier(model_version)
     raise ValueError(f"unknown classifier backend {model_version.backend!r}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from classification.classifiers.base import ClassifierError, Values, jpeg_bytes, mapped_value
+from classification.classifiers.base import ClassifierError, Description, Values, jpeg_bytes, mapped_value
 from classification.classifiers.builtin import nearest_color
 from classification.models import ModelVersion
 from classification.vocabulary import Attribute, ImageType
@@ -54,6 +54,22 @@ class RekognitionClassifier:
         return self._client
 
     def classify(self, picture: Image.Image) -> Values:
+        return self.describe(picture).values
+
+    def describe(self, picture: Image.Image) -> Description:
+        """Values plus every label (and its parents) as a searchable tag, scored by confidence / 100."""
+        answer = self._detect(picture)
+        labels: dict[str, float] = {}
+        for label in answer.get("Labels", []):
+            score = round(float(label.get("Confidence", 0)) / 100, 4)
+            for name in [label.get("Name", ""), *(p.get("Name", "") for p in label.get("Parents", []))]:
+                if name.strip():
+                    labels[name.strip().lower()] = max(score, labels.get(name.strip().lower(), 0.0))
+        return Description(
+            values=self._values(answer), labels=labels, labels_version=self.model_version, calls=[self.model_version]
+        )
+
+    def _detect(self, picture: Image.Image) -> dict:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -70,7 +86,7 @@ class RekognitionClassifier:
         except BotoCoreError as exc:  # endpoint unreachable, read timeout, credentials missing
             transient = exc.__class__.__name__ in {"EndpointConnectionError", "ReadTimeoutError", "ConnectTimeoutError"}
             raise ClassifierError(f"rekognition: {exc}", transient=transient) from exc
-        return self._values(answer)
+        return answer
 
     def _values(self, answer: dict) -> Values:
         vehicle_labels = set(self.params.get("vehicle_labels") or DEFAULT_VEHICLE_LABELS)

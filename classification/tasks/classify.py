@@ -25,6 +25,11 @@ def backoff(retries: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**retries))
 
 
+def classifier_countdown(exc: ClassifierError, retries: int) -> float:
+    """The backoff, but never sooner than the Retry-After a throttling backend asked for (capped)."""
+    return max(backoff(retries), min(float(exc.retry_after or 0), BACKOFF_CAP))
+
+
 @shared_task(name="classification.urls_classify_batch", ignore_result=True, soft_time_limit=60, time_limit=90)
 def urls_classify_batch(urls: list[str], chunk_size: int | None = None) -> int:
     """Fan a batch of URLs out in chunks; returns how many chunks were sent."""
@@ -73,7 +78,7 @@ def image_classify(self, image_id: int) -> bool:
         return services.image_classify(image_id=image_id)
     except ClassifierError as exc:
         if exc.transient:
-            raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+            raise self.retry(exc=exc, countdown=classifier_countdown(exc, self.request.retries)) from exc
         raise
 
 
@@ -91,7 +96,7 @@ def image_reclassify(self, image_id: int, model_version_id: int | None = None) -
         return services.image_reclassify(image_id=image_id, model_version_id=model_version_id)
     except ClassifierError as exc:
         if exc.transient:
-            raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+            raise self.retry(exc=exc, countdown=classifier_countdown(exc, self.request.retries)) from exc
         raise
 
 

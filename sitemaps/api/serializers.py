@@ -61,6 +61,20 @@ class ScrapeOut(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(f"/api/v1/scrapes/{scrape.id}/")
 
 
+class UsageOut(serializers.Serializer):
+    pictures = serializers.DictField(child=serializers.IntegerField(), help_text="pictures sent to each backend")
+    estimated_cost = serializers.FloatField(help_text="at the configured price per 1,000 pictures")
+
+
+class ScrapeDetailOut(ScrapeOut):
+    """A scrape with its classification's usage: pictures sent to each backend and the estimated cost."""
+
+    usage = UsageOut(read_only=True)
+
+    class Meta(ScrapeOut.Meta):
+        fields = [*ScrapeOut.Meta.fields, "usage"]
+
+
 class InventoryVehicleIn(serializers.Serializer):
     external_id = serializers.CharField(max_length=100)
     title = serializers.CharField(required=False, allow_blank=True)

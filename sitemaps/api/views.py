@@ -9,6 +9,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from classification.labels import usage_report
 from classification.vocabulary import Attribute
 from core import permissions
 from core.errors import ApplicationError
@@ -21,6 +22,7 @@ from sitemaps.api.serializers import (
     FixOut,
     FixPageOut,
     InventoryIn,
+    ScrapeDetailOut,
     ScrapeOut,
     SitemapPageOut,
     VehicleOut,
@@ -87,18 +89,23 @@ class RelaunchView(APIView):
 
 
 class ScrapeDetailView(APIView):
-    """A scrape's status (queued, running, done, failed) and counts (total, done, from cache, failed)."""
+    """A scrape's status (queued, running, done, failed), counts (total, done, from cache, failed), and its
+    classification's usage: pictures sent to each backend and the estimated cost."""
 
     permission_classes = [SitemapsOr404]
 
-    @extend_schema(responses={200: ScrapeOut, **errors(401, 404)})
+    @extend_schema(responses={200: ScrapeDetailOut, **errors(401, 404)})
     def get(self, request, scrape_id: int):
         scrape = get_object_or_404(
             Scrape.objects.select_related("advertiser"),
             id=scrape_id,
             advertiser__in=advertisers_visible(user=request.user),
         )
-        return Response(scrape_data(scrape, request))
+        pictures = VehicleImage.objects.filter(scrape_id=scrape.id, image__isnull=False).values("image_id")
+        scrape.usage = usage_report(
+            image_ids=pictures, since=scrape.started_at or scrape.created_at, until=scrape.finished_at
+        ).as_dict()
+        return Response(ScrapeDetailOut(scrape, context={"request": request}).data)
 
 
 class SitemapPagination(PageNumberPagination):

@@ -151,3 +151,46 @@ def trickle(handler, *, interval: float = 0.2, total: int = 1000, headers_first:
             time.sleep(interval)
     except (BrokenPipeError, ConnectionResetError, OSError):
         pass
+
+
+@pytest.fixture
+def moto_server():
+    """moto's S3 and SNS as a real HTTP server on 127.0.0.1 (an ephemeral port), with fake credentials."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def media_bucket(moto_server, settings, monkeypatch):
+    """Media on S3 (django-storages) in a bucket of the moto server; yields a boto3 client of that bucket."""
+    import boto3
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    client.create_bucket(Bucket="spotcheck-media")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": "spotcheck-media",
+                "region_name": "us-east-1",
+                "endpoint_url": moto_server,
+                "default_acl": None,
+                "file_overwrite": False,
+            },
+        },
+    }
+    return client

@@ -1,0 +1,30 @@
+"""Celery task for bucket events: classify one object of our bucket (fetch queue: it downloads, then classifies
+like an upload). Safe to run twice: a known picture is never classified again."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from classification.bucket import BucketRefused, object_classify
+from classification.tasks.classify import MAX_RETRIES, backoff
+
+TRANSIENT = frozenset({"bucket_error", "bucket_unreachable"})
+
+
+@shared_task(
+    name="classification.bucket_object_classify",
+    bind=True,
+    ignore_result=True,
+    max_retries=MAX_RETRIES,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def bucket_object_classify(self, uri: str) -> str | None:
+    """Classify ``s3://bucket/key``; returns the refusal code when it is not a picture we read."""
+    try:
+        outcome = object_classify(uri=uri)
+    except BucketRefused as exc:
+        if exc.code in TRANSIENT and self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+        return exc.code
+    return outcome.error

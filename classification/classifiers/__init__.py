@@ -29,5 +29,5 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
     if model_version.backend == Backend.CASCADE:
         from classification.classifiers.cascade import CascadeClassifier
 
-        return CascadeClassifier(model_version)
+        return CascadeClassifier(model_version, factory=classifier_for)
     raise ValueError(f"unknown classifier backend {model_version.backend!r}")

@@ -12,11 +12,13 @@ sub-backends run their own active versions. Params:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from PIL import Image
 
 from classification.classifiers.base import Classifier, ClassifierError, Description, Values, describe
 from classification.models import ModelVersion
+from classification.versions import model_version_ensure_active
 from classification.vocabulary import Attribute
 
 logger = logging.getLogger(__name__)
@@ -35,23 +37,30 @@ def sure(values: Values, thresholds: dict[str, float]) -> bool:
 
 
 class CascadeClassifier:
+    """``factory`` builds a backend's classifier from its model version: classification.classifiers passes its
+    ``classifier_for`` (this module cannot import the package that imports it)."""
+
     def __init__(
-        self, model_version: ModelVersion, *, local: Classifier | None = None, paid: Classifier | None = None
+        self,
+        model_version: ModelVersion,
+        *,
+        local: Classifier | None = None,
+        paid: Classifier | None = None,
+        factory: Callable[[ModelVersion], Classifier] | None = None,
     ) -> None:
         self.model_version = model_version
+        self.factory = factory
         self.params = model_version.params or {}
         self.thresholds: dict[str, float] = self.params.get("thresholds") or {Attribute.IMAGE_TYPE: 0.8}
         self.local = local or self._active(self.params.get("local") or "builtin", LOCAL_BACKENDS)
         self.paid = paid or self._active(self.params.get("paid") or "azure", PAID_BACKENDS)
 
-    @staticmethod
-    def _active(backend: str, allowed: frozenset[str]) -> Classifier:
+    def _active(self, backend: str, allowed: frozenset[str]) -> Classifier:
         if backend not in allowed:
             raise ValueError(f"cascade: {backend!r} cannot be used here; expected one of {', '.join(sorted(allowed))}")
-        from classification.classifiers import classifier_for
-        from classification.services import model_version_ensure_active  # the services build on classifiers
-
-        return classifier_for(model_version_ensure_active(backend=backend))
+        if self.factory is None:
+            raise ValueError("cascade: give the local and paid classifiers, or a factory to build them")
+        return self.factory(model_version_ensure_active(backend=backend))
 
     def classify(self, picture: Image.Image) -> Values:
         return self.describe(picture).values

@@ -21,13 +21,16 @@ ONE = [("1", "yes")]
 
 
 class SitemapFilterSet(django_filters.FilterSet):
-    """?q= (external id contains), type= (effective image type), failures=1, fixed=1, disagreement=1, tag=."""
+    """?q= (external id contains), type= (effective image type), failures=1, fixed=1, disagreement=1, unsure=1, tag=."""
 
     q = django_filters.CharFilter(label="External id contains", max_length=100, method="by_selector")
     type = django_filters.ChoiceFilter(choices=ImageType.choices, label="Effective image type", method="by_selector")
     failures = django_filters.ChoiceFilter(choices=ONE, label="ML failures only", method="by_selector")
     fixed = django_filters.ChoiceFilter(choices=ONE, label="Fixed only", method="by_selector")
     disagreement = django_filters.ChoiceFilter(choices=ONE, label="Disagreements only", method="by_selector")
+    unsure = django_filters.ChoiceFilter(
+        choices=ONE, label="Model unsure (a calibrated score below 0.7)", method="by_selector"
+    )
     tag = django_filters.CharFilter(
         label='A label a backend gave the picture ("beach", "text", "logo")', max_length=100, method="by_selector"
     )
@@ -45,6 +48,7 @@ class SitemapFilterSet(django_filters.FilterSet):
             fixed=data.get("fixed") == "1",
             disagreement=data.get("disagreement") == "1",
             tag=normalize_tag(data.get("tag") or ""),
+            unsure=data.get("unsure") == "1",
         )
 
 

@@ -27,6 +27,8 @@ USEFUL_TYPES = (ImageType.DEALER, ImageType.STOCK)
 
 # A classifier value at least this sure that contradicts a fix is surfaced as a disagreement.
 CONFIDENT_SCORE = 0.9
+# "Model unsure": a calibrated score below this on the image type or the colour (a 0.7 is right 7 times in 10).
+UNSURE_BELOW = 0.7
 
 
 def url_hash(url: str) -> str:
@@ -242,6 +244,7 @@ class Filters:
     image_type: str = ""
     q: str = ""
     tag: str = ""  # a label a backend gave a picture ("beach", "text", "logo")
+    unsure: bool = False  # the model's least sure pictures: a calibrated score below UNSURE_BELOW
 
     @property
     def active(self) -> bool:
@@ -250,7 +253,7 @@ class Filters:
     @property
     def by_picture(self) -> bool:
         """Filters on pictures: the page then shows the matching pictures only, not whole vehicles."""
-        return bool(self.ml_failures or self.fixed or self.disagreement or self.image_type or self.tag)
+        return bool(self.ml_failures or self.fixed or self.disagreement or self.image_type or self.tag or self.unsure)
 
 
 @dataclass
@@ -356,11 +359,17 @@ def pictures_filtered(
         images = images.filter(id__in=list(flagged) or [0])
     if filters.tag:
         images = images.filter(Exists(ImageLabel.objects.filter(image_id=OuterRef("image_id"), name=filters.tag)))
+    if filters.unsure:
+        unsure = Prediction.objects.filter(
+            image_id=OuterRef("image_id"), attribute__in=(TYPE, COLOR), score__lt=UNSURE_BELOW
+        ).exclude(value="")
+        images = images.filter(Exists(unsure))
     return images
 
 
 def _disagreements_only(filters: Filters) -> bool:
-    return filters.disagreement and not (filters.ml_failures or filters.fixed or filters.image_type)
+    others = filters.ml_failures or filters.fixed or filters.image_type or filters.tag or filters.unsure
+    return filters.disagreement and not others
 
 
 @dataclass

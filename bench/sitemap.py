@@ -143,20 +143,21 @@ def child(backend: str, vehicles: int, ingest_vehicles: int, runs: int) -> None:
         )
 
     def measure(path: str) -> tuple[float, float, int, float]:
-        """Median wall time and median CPU time of this process (the machine is shared: CPU time is what the
-        page itself costs), the query count and the time spent waiting for the database (one run)."""
+        """Medians of the wall time, of the CPU time of this process (the machine is shared: CPU time is what the
+        page itself costs) and of the time spent waiting for the database; the query count."""
         client.get(path)  # warm
-        wall, cpu = [], []
+        wall, cpu, sql, counts = [], [], [], set()
         for _ in range(runs):
-            started, started_cpu = time.perf_counter(), time.process_time()
-            response = client.get(path)
-            wall.append((time.perf_counter() - started) * 1000)
-            cpu.append((time.process_time() - started_cpu) * 1000)
+            with CaptureQueriesContext(connection) as queries:
+                started, started_cpu = time.perf_counter(), time.process_time()
+                response = client.get(path)
+                wall.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - started_cpu) * 1000)
             assert response.status_code == 200, response.status_code
-        with CaptureQueriesContext(connection) as queries:
-            client.get(path)
-        sql_ms = sum(float(q["time"]) for q in queries.captured_queries) * 1000
-        return statistics.median(wall), statistics.median(cpu), len(queries), sql_ms
+            sql.append(sum(float(q["time"]) for q in queries.captured_queries) * 1000)
+            counts.add(len(queries))
+        assert len(counts) == 1, counts
+        return statistics.median(wall), statistics.median(cpu), counts.pop(), statistics.median(sql)
 
     label = f"[{backend}]"
     build("bench-big", vehicles)
@@ -173,6 +174,13 @@ def child(backend: str, vehicles: int, ingest_vehicles: int, runs: int) -> None:
         profile = cProfile.Profile()
         profile.runcall(client.get, path)
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+        return
+    if os.environ.get("BENCH_QUERIES"):  # BENCH_QUERIES=/sitemaps/ prints that page's queries, slowest first
+        client.get(os.environ["BENCH_QUERIES"])
+        with CaptureQueriesContext(connection) as queries:
+            client.get(os.environ["BENCH_QUERIES"])
+        for q in sorted(queries.captured_queries, key=lambda q: -float(q["time"])):
+            print(f"{float(q['time']) * 1000:7.1f} ms  {q['sql'][:300]}")
         return
     if os.environ.get("BENCH_EXPLAIN"):
         from sitemaps.models import Advertiser

@@ -650,19 +650,25 @@ def advertisers_health(*, advertisers: QuerySet[Advertiser]) -> list[Health]:
     if not ids:
         return []
 
-    useful = Prediction.objects.filter(image_id=OuterRef("image_id"), attribute=TYPE, value__in=USEFUL_TYPES)
-    any_fix = GroundTruth.objects.filter(image_id=OuterRef("image_id"), attribute__in=(TYPE, COLOR)).filter(
+    # Uncorrelated IN (...) where possible: PostgreSQL runs them once, hashed; a correlated EXISTS inside an
+    # aggregate's FILTER ran once per picture (290 ms for 12,000 pictures on a loaded machine).
+    useful = Prediction.objects.filter(attribute=TYPE, value__in=USEFUL_TYPES).values("image_id")
+    fixes = GroundTruth.objects.filter(attribute__in=(TYPE, COLOR), source__in=FIX_SOURCES)
+    own_fix = fixes.filter(image_id=OuterRef("image_id")).filter(
         Q(source=GroundTruth.Source.STAFF_FIX)
         | Q(source=GroundTruth.Source.ADVERTISER_FIX, advertiser=OuterRef("vehicle__advertiser__slug"))
     )
     stats = (
         VehicleImage.objects.filter(vehicle__advertiser_id__in=ids, vehicle__active=True, active=True)
-        .annotate(useful=Exists(useful), has_fix=Exists(any_fix))
         .values("vehicle__advertiser_id")
         .annotate(
             total=Count("id"),
-            failures=Count("id", filter=Q(useful=False) & ~Q(status=VehicleImage.Status.PENDING)),
-            fixed=Count("id", filter=Q(has_fix=True)),
+            failures=Count(
+                "id",
+                filter=(Q(image_id__isnull=True) | ~Q(image_id__in=useful)) & ~Q(status=VehicleImage.Status.PENDING),
+            ),
+            # Only the few fixed pictures reach the correlated check.
+            fixed=Count("id", filter=Q(image_id__in=fixes.values("image_id")) & Exists(own_fix)),
         )
     )
     for row in stats:

@@ -22,4 +22,8 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
         from classification.classifiers.rekognition import RekognitionClassifier
 
         return RekognitionClassifier(model_version)
+    if model_version.backend == Backend.LEARNED:
+        from classification.classifiers.learned import LearnedClassifier
+
+        return LearnedClassifier(model_version)
     raise ValueError(f"unknown classifier backend {model_version.backend!r}")

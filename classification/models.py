@@ -136,6 +136,7 @@ class GroundTruth(models.Model):
         STAFF_FIX = "staff_fix", "Staff fix"
         ADVERTISER_FIX = "advertiser_fix", "Advertiser fix"
         ADJUDICATION = "adjudication", "Adjudication"
+        IMPORT = "import", "Imported dataset"
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="ground_truths")
     attribute = models.CharField(max_length=20, choices=Attribute.choices)
@@ -182,4 +183,3 @@ class Embedding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_sha256[:12]} @ {self.backbone}"
-

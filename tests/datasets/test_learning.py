@@ -241,3 +241,40 @@ def test_a_banner_campaigns_decided_items_train_a_banner_head_that_the_classify_
     yes, no = response.json()["results"]
     assert (yes["banner"], no["banner"]) == ("yes", "no")
     assert yes["model"] == promoted.name
+
+
+@pytest.mark.django_db
+def test_a_promoted_learned_version_serves_at_once_while_older_pictures_are_reclassified_in_chunks(
+    tmp_path, capsys, pictures_served, api_as, reviewer, settings
+):
+    from classification.promotion import model_promote
+    from classification.reclassify import outdated_image_ids, reclassify_chunk
+
+    settings.SPOTCHECK_CLASSIFIER_BACKEND = "learned"
+    write_type_folder(tmp_path, seeds=range(8))
+    call_command("import_dataset", str(tmp_path), "--attribute", "image_type")
+    call_command("train_model", "--attribute", "image_type", "--candidates", "4")
+    capsys.readouterr()
+    old = ModelVersion.objects.get(backend=Backend.LEARNED, status=ModelVersion.Status.ACTIVE)
+    best = ModelVersion.objects.get(name=f"learned-run{TrainingRun.objects.get().pk}-1")
+    truths = sorted(GroundTruth.objects.values_list("id", "image_id", "value", "source", "created_at"))
+    known = Image.objects.order_by("pk").first()
+    known_url = pictures_served.add("/known.jpg", (tmp_path / "Dealer" / "dealer-0.jpg").read_bytes())
+    new_url = pictures_served.add("/new.jpg", synthetic.picture_bytes(kind="stock", color="Blue", seed=4242))
+    client = api_as(reviewer)
+
+    model_promote(model_version_id=best.pk, enqueue=False)
+    first = outdated_image_ids(model_version=best, limit=5)
+    reclassify_chunk(model_version_id=best.pk, image_ids=first)
+    halfway = client.post("/api/v1/classify/", {"urls": [known_url, new_url]}, format="json")
+    while ids := outdated_image_ids(model_version=best, after=first[-1]):
+        reclassify_chunk(model_version_id=best.pk, image_ids=ids)
+        first = ids
+
+    assert halfway.status_code == 200
+    known_result, new_result = halfway.json()["results"]
+    assert new_result["model"] == best.name and new_result["image_type"] == "Stock"
+    assert known_result["model"] in (old.name, best.name) and known_result["image_type"] == "Dealer"
+    assert set(known.predictions.values_list("model_version__name", flat=True)) == {best.name}
+    assert not outdated_image_ids(model_version=best)
+    assert sorted(GroundTruth.objects.values_list("id", "image_id", "value", "source", "created_at")) == truths

@@ -2,7 +2,8 @@
 
 The vector is the backbone's embedding (``classification.embedding``) followed by the builtin classifier's
 histogram measures with its fixed default thresholds: tone concentration, white frame, foreground share,
-chromatic share and the share of the winning colour, then its colour and image type one-hot. The builtin
+chromatic share and the share of the winning colour; how the centre's excess over its sides splits over the
+12 colour names; then its colour and its image type, one-hot. The builtin
 stays the zero-data fallback; here it is features the heads can weigh.
 
 ``features_for`` reads the ``Embedding`` table first (key: the picture's SHA-256 and ``FEATURES_VERSION``),
@@ -22,8 +23,8 @@ from classification.vocabulary import Color, ImageType
 COLORS = tuple(Color.values)
 TYPES = tuple(ImageType.values)
 MEASURES = ("concentration", "white_border", "foreground", "chromatic_share", "color_share")
-BUILTIN_DIM = len(MEASURES) + len(COLORS) + len(TYPES)
-BUILTIN_VERSION = 1  # bump when the builtin part of the vector changes
+BUILTIN_DIM = len(MEASURES) + 2 * len(COLORS) + len(TYPES)
+BUILTIN_VERSION = 2  # bump when the builtin part of the vector changes
 PENDING_FEATURES = "spotcheck_pending_features"  # picture.info key of a computed, not yet stored vector
 
 
@@ -42,9 +43,11 @@ def builtin_features(picture: Image.Image) -> np.ndarray:
     image_type, _ = classifier._image_type(measures)
     out = np.zeros(BUILTIN_DIM, np.float32)
     out[: len(MEASURES)] = [float(measures[m] or 0.0) for m in MEASURES]
+    for name, share in measures["color_votes"].items():
+        out[len(MEASURES) + COLORS.index(name)] = share
     if measures["color"] in COLORS:
-        out[len(MEASURES) + COLORS.index(measures["color"])] = 1.0
-    out[len(MEASURES) + len(COLORS) + TYPES.index(image_type)] = 1.0
+        out[len(MEASURES) + len(COLORS) + COLORS.index(measures["color"])] = 1.0
+    out[len(MEASURES) + 2 * len(COLORS) + TYPES.index(image_type)] = 1.0
     return out
 
 

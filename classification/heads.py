@@ -168,8 +168,10 @@ def head_train(
     """Fit a calibrated head on full feature vectors (N x FEATURE_DIM) and their labels.
 
     ``classes`` fixes the order of the values (default: the labels seen, sorted); at least two must occur.
-    The temperature is fitted on out-of-fold logits (stratified ``folds``-fold), then the head is refitted on
-    everything. Raises ValueError on unusable input.
+    The temperature is fitted on out-of-fold logits (stratified ``folds``-fold; their accuracy and ECE go
+    to ``metrics["out_of_fold"]``), then the head is refitted on everything. When no out-of-fold prediction
+    is wrong the temperature stays 1 (nothing to calibrate on: the fit would sharpen without bound).
+    Raises ValueError on unusable input.
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -192,13 +194,22 @@ def head_train(
 
     k = int(min(folds, counts.min()))
     temperature = 1.0
+    metrics: dict = {"train_size": len(y), "c": c, "folds": k}
     if k >= 2:
         oof = np.zeros((len(y), len(classes)))
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         for train, held in splitter.split(x, y):
             mean, scale, coef, intercept = _fit(x[train], y[train], c=c, n_classes=len(classes))
             oof[held] = ((x[held] - mean) / scale) @ coef.T + intercept
-        temperature = _fit_temperature(oof[:, present] if len(present) < len(classes) else oof, _remap(y, present))
+        oof, oof_truth = (oof[:, present], _remap(y, present)) if len(present) < len(classes) else (oof, y)
+        if (oof.argmax(axis=1) == oof_truth).all():
+            # No out-of-fold mistake: the likelihood keeps rising as the temperature falls, so there is no
+            # calibration to estimate; the regularised fit's own scale is kept.
+            metrics["temperature"] = "not fitted: no out-of-fold error"
+        else:
+            temperature = _fit_temperature(oof, oof_truth)
+        report = calibration_report(softmax(oof / temperature), oof_truth)
+        metrics["out_of_fold"] = {"accuracy": report["accuracy"], "ece": report["ece"]}
     mean, scale, coef, intercept = _fit(x, y, c=c, n_classes=len(classes))
     return Head(
         attribute=attribute,
@@ -209,7 +220,7 @@ def head_train(
         coef=coef.astype(np.float32),
         intercept=intercept.astype(np.float32),
         temperature=temperature,
-        metrics={"train_size": len(y), "c": c, "folds": k},
+        metrics=metrics,
     )
 
 

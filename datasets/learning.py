@@ -142,17 +142,28 @@ def _metrics(*, attribute: str, test: Split, predicted: Sequence[str], extra: di
     return {**evaluation.metrics_compute(attribute=attribute, outcomes=outcomes), **(extra or {})}
 
 
+def head_metrics(head: Head, *, attribute: str, test: Split, x_test: np.ndarray) -> dict:
+    """A head on the test split: the evaluation page's metrics, plus calibration (ECE, reliability table) and
+    the mean negative log-likelihood of the true labels (a proper score: lower is better)."""
+    report = head_evaluate(head, features=x_test, labels=test.labels)
+    probabilities = head.probabilities(x_test)
+    predicted = [head.classes[i] for i in probabilities.argmax(axis=1)]
+    index = {c: i for i, c in enumerate(head.classes)}
+    truth = [index.get(label) for label in test.labels]
+    likelihood = [probabilities[row, i] for row, i in enumerate(truth) if i is not None]
+    nll = float(-np.log(np.clip(likelihood, 1e-12, None)).mean()) if likelihood else None
+    extra = {"ece": report["ece"], "reliability": report["reliability"], "nll": nll, "feature_set": head.feature_set}
+    return _metrics(attribute=attribute, test=test, predicted=predicted, extra=extra)
+
+
 def active_metrics(*, version: ModelVersion, attribute: str, test: Split, x_test: np.ndarray) -> dict:
     """How the serving model does on the test split: a learned head on the cached features, anything else
     through its classifier on the decoded thumbnails (the evaluation page's way)."""
     if version.backend == Backend.LEARNED:
         feature_version, heads = heads_of(version.params or {})
         head = heads.get(attribute)
-        if head is not None and feature_version == features.features_version():
-            scored = head_evaluate(head, features=x_test, labels=test.labels)
-            predicted = [head.classes[i] for i in head.probabilities(x_test).argmax(axis=1)] if len(test.shas) else []
-            extra = {"ece": scored["ece"], "reliability": scored["reliability"]}
-            return _metrics(attribute=attribute, test=test, predicted=predicted, extra=extra)
+        if head is not None and feature_version == features.features_version() and len(test.shas):
+            return head_metrics(head, attribute=attribute, test=test, x_test=x_test)
     classify = evaluation.classify_fn(version, attribute)
     thumbs = dict(Image.objects.filter(sha256__in=test.shas).values_list("sha256", "thumbnail"))
     predicted = []
@@ -183,14 +194,20 @@ def candidate_heads(*, attribute: str, train: Split, x_train: np.ndarray, count:
 
 
 def _rank_key(metrics: dict) -> tuple:
-    return (-(metrics.get("accuracy") or 0), -(metrics.get("balanced_accuracy") or 0), metrics.get("ece") or 0)
+    nll = metrics.get("nll")
+    return (-(metrics.get("accuracy") or 0), -(metrics.get("balanced_accuracy") or 0), nll if nll is not None else 1e9)
 
 
 def beats(candidate: dict, active: dict) -> bool:
-    """Better on the same split: higher accuracy, or the same accuracy and higher balanced accuracy."""
+    """Better on the same split: higher accuracy; or the same accuracy and balanced accuracy with a lower
+    negative log-likelihood (surer of the right answers, less sure of the wrong ones), when both models give
+    probabilities. A model that is right as often and no better calibrated does not replace the active one."""
     ours = (candidate.get("accuracy") or 0, candidate.get("balanced_accuracy") or 0)
     theirs = (active.get("accuracy") or 0, active.get("balanced_accuracy") or 0)
-    return ours > theirs
+    if ours != theirs:
+        return ours > theirs
+    nll, active_nll = candidate.get("nll"), active.get("nll")
+    return nll is not None and active_nll is not None and nll < active_nll
 
 
 def training_run(*, run_id: int) -> TrainingRun:
@@ -247,12 +264,7 @@ def _train(run: TrainingRun) -> tuple[list[dict], ModelVersion | None]:
     heads = candidate_heads(attribute=attribute, train=train, x_train=x_train, count=run.candidates, seed=run.pk)
     progress(85)
     others = {a: h for a, h in base_heads().items() if a != attribute}
-    scored = []
-    for head in heads:
-        report = head_evaluate(head, features=x_test, labels=test.labels)
-        predicted = [head.classes[i] for i in head.probabilities(x_test).argmax(axis=1)]
-        extra = {"ece": report["ece"], "reliability": report["reliability"], "feature_set": head.feature_set}
-        scored.append((head, _metrics(attribute=attribute, test=test, predicted=predicted, extra=extra)))
+    scored = [(head, head_metrics(head, attribute=attribute, test=test, x_test=x_test)) for head in heads]
     scored.sort(key=lambda pair: _rank_key(pair[1]))
 
     results: list[dict] = []
@@ -308,7 +320,7 @@ def _train(run: TrainingRun) -> tuple[list[dict], ModelVersion | None]:
 
 
 def _summary(metrics: dict) -> dict:
-    keys = ("n", "accuracy", "balanced_accuracy", "ece")
+    keys = ("n", "accuracy", "balanced_accuracy", "ece", "nll")
     return {k: (round(metrics[k], 4) if isinstance(metrics.get(k), float) else metrics.get(k)) for k in keys}
 
 

@@ -278,3 +278,15 @@ def test_a_promoted_learned_version_serves_at_once_while_older_pictures_are_recl
     assert set(known.predictions.values_list("model_version__name", flat=True)) == {best.name}
     assert not outdated_image_ids(model_version=best)
     assert sorted(GroundTruth.objects.values_list("id", "image_id", "value", "source", "created_at")) == truths
+
+
+def test_a_candidate_replaces_the_active_model_only_when_it_does_better_on_the_same_split():
+    from datasets.learning import beats
+
+    active = {"accuracy": 0.98, "balanced_accuracy": 0.97, "nll": 0.10}
+    assert beats({"accuracy": 0.99, "balanced_accuracy": 0.90, "nll": 0.50}, active)
+    assert not beats({"accuracy": 0.97, "balanced_accuracy": 0.99, "nll": 0.01}, active)
+    # As often right: only surer of the right answers wins, and a model with no probabilities never ties its way in.
+    assert beats({"accuracy": 0.98, "balanced_accuracy": 0.97, "nll": 0.05}, active)
+    assert not beats({"accuracy": 0.98, "balanced_accuracy": 0.97, "nll": 0.10}, active)
+    assert not beats({"accuracy": 0.98, "balanced_accuracy": 0.97, "nll": 0.05}, {**active, "nll": None})

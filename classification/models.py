@@ -12,6 +12,7 @@ class Backend(models.TextChoices):
     BUILTIN = "builtin", "Builtin (histograms, no service)"
     HTTP = "http", "HTTP model server (TensorFlow Serving REST)"
     REKOGNITION = "rekognition", "AWS Rekognition"
+    LEARNED = "learned", "Learned (pretrained backbone + trained heads, ONNX Runtime)"
     AZURE = "azure", "Azure AI Vision (Image Analysis)"
     CASCADE = "cascade", "Cascade (a local model first, a paid backend when unsure)"
 
@@ -137,6 +138,7 @@ class GroundTruth(models.Model):
         STAFF_FIX = "staff_fix", "Staff fix"
         ADVERTISER_FIX = "advertiser_fix", "Advertiser fix"
         ADJUDICATION = "adjudication", "Adjudication"
+        IMPORT = "import", "Imported dataset"
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="ground_truths")
     attribute = models.CharField(max_length=20, choices=Attribute.choices)
@@ -201,3 +203,20 @@ class BackendCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_id} → {self.backend} ({self.cost})"
+
+
+class Embedding(models.Model):
+    """A picture's features for the learned heads, computed once per backbone version: the backbone's
+    embedding followed by the builtin histogram measures, float16. Keyed by the picture's SHA-256 (not a
+    foreign key: pictures are embedded before their row exists), so retraining never re-decodes."""
+
+    image_sha256 = models.CharField(max_length=64)
+    backbone = models.CharField(max_length=64)
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["image_sha256", "backbone"], name="one_embedding_per_backbone")]
+
+    def __str__(self) -> str:
+        return f"{self.image_sha256[:12]} @ {self.backbone}"

@@ -54,3 +54,25 @@ def images_existing(*, image_ids: list[int]) -> list[int]:
     """The subset of ``image_ids`` that name stored pictures, in the given order."""
     found = set(Image.objects.filter(id__in=image_ids).values_list("id", flat=True))
     return [i for i in image_ids if i in found]
+
+
+def images_least_sure(*, attribute: str, limit: int, exclude_ids: set[int] | None = None) -> list[int]:
+    """Ids of the ``limit`` pictures whose current prediction for ``attribute`` has the lowest calibrated
+    score (the model's least sure first: active learning), leaving out pictures that already have ground
+    truth for it and ``exclude_ids``. Raises ValueError when no picture has a scored prediction for it."""
+    if attribute not in VALUES:
+        raise ValueError(f"unknown attribute {attribute!r}")
+    if limit < 1:
+        raise ValueError("ask for at least one picture")
+    rows = Prediction.objects.filter(attribute=attribute, score__isnull=False)
+    if not rows.exists():
+        raise ValueError(f"the model gives no scored {attribute} yet: fill at random first and train a head")
+    unlabelled = rows.exclude(image__ground_truths__attribute=attribute).order_by("score", "image_id")
+    exclude_ids = exclude_ids or set()
+    chosen: list[int] = []
+    for image_id in unlabelled.values_list("image_id", flat=True).iterator(chunk_size=2000):
+        if image_id not in exclude_ids:
+            chosen.append(image_id)
+            if len(chosen) >= limit:
+                break
+    return chosen

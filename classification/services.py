@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from classification import cache, imaging, labels
 from classification.classifiers import Classifier, ClassifierError, Description, Values, classifier_for, describe
+from classification.features import PENDING_FEATURES, features_store
 from classification.fetch import FetchFailed, fetch
 from classification.imaging import ImageRejected
 from classification.models import FetchError, GroundTruth, Image, ImageSource, ModelVersion, Prediction
@@ -113,12 +114,18 @@ class Analysis:
     values: Values | None  # None when the classifier failed
     classifier_error: ClassifierError | None = None
     description: Description | None = None  # the backend's labels and calls, kept by labels.description_record
+    # A feature vector the learned backend computed but could not store (no database off the main thread).
+    pending_features: object | None = None
 
 
-def image_analyze(*, data: bytes, classifier: Classifier) -> Analysis:
+def image_analyze(*, data: bytes, classifier: Classifier, sha256: str | None = None) -> Analysis:
     """Decode, hash, thumbnail and classify untrusted bytes. Raises ImageRejected; a failing classifier
-    yields ``values=None`` with the error kept (transient errors are retried by the caller)."""
+    yields ``values=None`` with the error kept (transient errors are retried by the caller). ``sha256`` is
+    the picture's identity, given only on the calling thread: a backend may then read and write its
+    per-picture cache (pool threads never touch the database; what they computed is stored by the caller)."""
     decoded = imaging.decode(data)
+    if sha256:
+        decoded.picture.info["sha256"] = sha256
     return _analysis_of(decoded, classifier)
 
 
@@ -140,13 +147,16 @@ def _analysis_of(decoded: imaging.Decoded, classifier: Classifier) -> Analysis:
         values=values,
         classifier_error=error,
         description=description,
+        pending_features=decoded.picture.info.get(PENDING_FEATURES),
     )
 
 
 def _predictions_write(*, image: Image, values: Values, version: ModelVersion, reason: str = "") -> None:
     now = timezone.now()
     rows = []
-    for attribute in ML_ATTRIBUTES:
+    # The ML attributes always (empty when the backend had no answer); others (banner, position) when a
+    # learned head answered them.
+    for attribute in (*ML_ATTRIBUTES, *(a for a in values if a not in ML_ATTRIBUTES and is_valid(a, values[a][0]))):
         value, score = values.get(attribute, (None, None))
         rows.append(
             Prediction(
@@ -211,6 +221,8 @@ def _image_store(*, sha256: str, byte_size: int, analysis: Analysis, version: Mo
             _predictions_write(image=image, values=analysis.values, version=version)
             image.classified_at = timezone.now()
         image.save()
+    if analysis.pending_features is not None:
+        features_store(vectors={sha256: analysis.pending_features})
     if classified:
         _cache_refresh([image.pk])
     return image, classified
@@ -227,7 +239,7 @@ def image_from_bytes(*, data: bytes, url: str = "") -> Image:
     if image is None or image.classified_at is None:
         version = model_version_ensure_active()
         try:
-            analysis = image_analyze(data=data, classifier=classifier_for(version))
+            analysis = image_analyze(data=data, classifier=classifier_for(version), sha256=sha256)
         except ImageRejected as exc:
             if url:
                 _sources_record([_SourceUpdate(url=url, error=exc.reason, status=None)])
@@ -497,6 +509,7 @@ class ClassifyOutcome:
             "sha256": self.sha256,
             "image_type": self.values.get(Attribute.IMAGE_TYPE, {}).get("value"),
             "color": self.values.get(Attribute.COLOR, {}).get("value"),
+            **{a: v["value"] for a, v in self.values.items() if a not in ML_ATTRIBUTES},
             "scores": {a: v["score"] for a, v in self.values.items()},
             "source": self.source,
             "cached": self.cached,
@@ -511,7 +524,9 @@ def _collapse(source: str) -> str:
 
 def _outcome(check: UrlCheck, entry: dict | None, advertiser: str | None) -> ClassifyOutcome:
     if entry is not None:
-        resolved = cache.entry_values(entry, advertiser=advertiser)
+        # image_type and colour always; banner, position… when a learned head predicted them
+        extra = tuple(a for a in entry.get("ml", {}) if a not in ML_ATTRIBUTES)
+        resolved = cache.entry_values(entry, advertiser=advertiser, attributes=(*ML_ATTRIBUTES, *extra))
         model = cache.entry_model(entry)
     else:
         resolved = {a: resolve(attribute=a, ml_value=None) for a in ML_ATTRIBUTES}
@@ -585,7 +600,7 @@ def image_classify(*, image_id: int) -> bool:
         logger.warning("picture %s has neither original nor thumbnail to classify", image_id)
         return False
     version = model_version_ensure_active()
-    analysis = image_analyze(data=data, classifier=classifier_for(version))
+    analysis = image_analyze(data=data, classifier=classifier_for(version), sha256=image.sha256)
     if analysis.classifier_error is not None and analysis.classifier_error.transient:
         raise analysis.classifier_error
     _image_store(sha256=image.sha256, byte_size=image.byte_size, analysis=analysis, version=version)
@@ -613,6 +628,7 @@ def image_reclassify(*, image_id: int, model_version_id: int | None = None) -> b
         logger.warning("picture %s has no stored bytes to reclassify", image_id)
         return False
     decoded = imaging.decode(data)
+    decoded.picture.info["sha256"] = image.sha256  # decoded from the thumbnail, but it is this picture
     description = describe(classifier_for(version), decoded.picture)
     with transaction.atomic():
         image = Image.objects.select_for_update().get(pk=image_id)

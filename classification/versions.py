@@ -25,6 +25,10 @@ def _default_params(backend: str) -> dict:
         }
     if backend == Backend.REKOGNITION:
         return {"region": settings.SPOTCHECK_REKOGNITION_REGION}
+    if backend == Backend.LEARNED:
+        from classification.classifiers.learned import default_params
+
+        return default_params()
     if backend == Backend.AZURE:
         return {"endpoint": settings.SPOTCHECK_AZURE_VISION_ENDPOINT}
     if backend == Backend.CASCADE:

@@ -289,7 +289,9 @@ SPOTCHECK_FETCH_READ_TIMEOUT = env_float("SPOTCHECK_FETCH_READ_TIMEOUT", 10.0)
 SPOTCHECK_FETCH_DEADLINE = env_float("SPOTCHECK_FETCH_DEADLINE", 30.0)
 SPOTCHECK_FETCH_MAX_REDIRECTS = env_int("SPOTCHECK_FETCH_MAX_REDIRECTS", 5)
 SPOTCHECK_MAX_PIXELS = env_int("SPOTCHECK_MAX_PIXELS", 60_000_000)
-SPOTCHECK_CLASSIFIER_BACKEND = env_str("SPOTCHECK_CLASSIFIER_BACKEND", "builtin")
+SPOTCHECK_CLASSIFIER_BACKEND = env_str("SPOTCHECK_CLASSIFIER_BACKEND", "learned")
+# The learned backend's ONNX Runtime threads per process (one classify worker per core: 1).
+SPOTCHECK_EMBEDDING_THREADS = env_int("SPOTCHECK_EMBEDDING_THREADS", 1)
 SPOTCHECK_DEMO_BASE_URL = env_str("SPOTCHECK_DEMO_BASE_URL", "http://127.0.0.1:8000")
 
 # --- Sitemaps (advertiser_sitemaps) ---------------------------------------------------------------

@@ -65,6 +65,7 @@ SOURCE_PRECEDENCE = (
     GroundTruth.Source.ADJUDICATION,
     GroundTruth.Source.STAFF_FIX,
     GroundTruth.Source.CONSENSUS,
+    GroundTruth.Source.IMPORT,
     GroundTruth.Source.ADVERTISER_FIX,
 )
 DEFAULT_MIN_SIZE = 128

@@ -105,3 +105,24 @@ class SearchForm(forms.Form):
         if not self.errors and data["keep"] > data["settings_count"]:
             self.add_error("keep", "Keep at most as many candidates as settings tried.")
         return data
+
+
+class ImportForm(forms.Form):
+    attribute = forms.ChoiceField(choices=Attribute.choices)
+    file = forms.FileField(
+        label="Folder-per-class zip", help_text="<label>/<picture> or train|test/<label>/<picture>, as our exports"
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if not (upload.name or "").lower().endswith(".zip"):
+            raise forms.ValidationError("Upload a .zip of one folder per class.")
+        return upload
+
+
+class TrainForm(forms.Form):
+    attribute = forms.ChoiceField(choices=Attribute.choices, help_text="Trained on all of its ground truth")
+    candidates = forms.IntegerField(min_value=4, max_value=8, initial=6, label="Candidates")
+    promote_if_better = forms.BooleanField(
+        required=False, initial=True, label="Promote the best if it beats the active model"
+    )

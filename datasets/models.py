@@ -13,7 +13,7 @@ from classification.models import ModelVersion
 from classification.vocabulary import Attribute
 from core.jobs import JobStatus
 
-__all__ = ["DatasetExport", "Evaluation", "JobStatus", "ParameterSearch"]
+__all__ = ["DatasetExport", "DatasetImport", "Evaluation", "JobStatus", "ParameterSearch", "TrainingRun"]
 
 
 class DatasetExport(models.Model):
@@ -115,3 +115,63 @@ class ParameterSearch(models.Model):
 
     def __str__(self) -> str:
         return f"parameter search #{self.pk} on export {self.export_id} ({self.status})"
+
+
+class DatasetImport(models.Model):
+    """An upload of a labelled folder-per-class zip, imported as ground truth (source "import")."""
+
+    attribute = models.CharField(max_length=20, choices=Attribute.choices)
+    name = models.CharField(max_length=200, help_text="The uploaded file's name")
+    file = models.FileField(max_length=300, blank=True, help_text="The zip, kept until the import is done")
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="percent")
+    # datasets.importing.ImportReport.as_json(): files, pictures, recorded, duplicates, rejected…
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="import_progress_is_a_percent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"import #{self.pk} {self.attribute} {self.name} ({self.status})"
+
+
+class TrainingRun(models.Model):
+    """Training of learned heads for one attribute on an export's grouped split: several candidates, each
+    evaluated on the test split beside the active model, the best promoted when asked and better."""
+
+    export = models.ForeignKey(DatasetExport, on_delete=models.CASCADE, related_name="training_runs")
+    candidates = models.PositiveSmallIntegerField(default=6)
+    promote_if_better = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="percent")
+    # [{"name", "feature_set", "c", "test": {...}, "beats_active"}, …] best first, then {"active": …}
+    results = models.JSONField(default=list, blank=True)
+    promoted = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(candidates__gte=1) & Q(candidates__lte=12), name="training_candidates_1_to_12"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"training run #{self.pk} on export {self.export_id} ({self.status})"

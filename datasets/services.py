@@ -6,9 +6,11 @@ a model version is classification's (classification.promotion).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,8 +18,16 @@ from classification.models import ModelVersion
 from core.jobs import JobStatus
 from datasets.evaluation import evaluations_queue
 from datasets.export import ExportParams, last_done_export
-from datasets.models import DatasetExport, Evaluation, ParameterSearch
-from datasets.tasks import evaluate_models_task, export_dataset_task, parameter_search_task
+from datasets.learning import MAX_CANDIDATES, MIN_CANDIDATES
+from datasets.learning import TrainingError as LearningError
+from datasets.models import DatasetExport, DatasetImport, Evaluation, ParameterSearch, TrainingRun
+from datasets.tasks import (
+    evaluate_models_task,
+    export_dataset_task,
+    import_dataset_task,
+    parameter_search_task,
+    train_model_task,
+)
 from datasets.training import SEARCH_SPACE, TrainingError
 
 
@@ -87,3 +97,51 @@ def search_request(
     if enqueue:
         transaction.on_commit(lambda: parameter_search_task.delay(search.pk))
     return search
+
+
+@transaction.atomic
+def training_request(
+    *,
+    attribute: str | None = None,
+    export: DatasetExport | None = None,
+    candidates: int = 6,
+    promote_if_better: bool = False,
+    user: AbstractBaseUser | None = None,
+    enqueue: bool = True,
+) -> TrainingRun:
+    """Queue the training of learned-head candidates: on ``export``, or on a fresh manifest-only export of
+    the attribute's ground truth (built by the same job, first)."""
+    if not MIN_CANDIDATES <= candidates <= MAX_CANDIDATES:
+        raise LearningError(f"train between {MIN_CANDIDATES} and {MAX_CANDIDATES} candidates, not {candidates}")
+    if export is None:
+        if attribute is None:
+            raise LearningError("name an attribute or an export to train on")
+        export = export_request(params=ExportParams(attribute=attribute), manifest_only=True, user=user, enqueue=False)
+    elif export.status == JobStatus.FAILED:
+        raise LearningError(f"export #{export.pk} failed: {export.error}")
+    run = TrainingRun.objects.create(
+        export=export,
+        candidates=candidates,
+        promote_if_better=promote_if_better,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    if enqueue:
+        transaction.on_commit(lambda: train_model_task.delay(run.pk))
+    return run
+
+
+@transaction.atomic
+def import_request(
+    *, attribute: str, upload: File, user: AbstractBaseUser | None = None, enqueue: bool = True
+) -> DatasetImport:
+    """Keep an uploaded folder-per-class zip in the default storage and queue its import."""
+    job = DatasetImport(
+        attribute=attribute,
+        name=(upload.name or "dataset.zip")[:200],
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    job.file.save(f"imports/{uuid.uuid4().hex}.zip", upload, save=False)
+    job.save()
+    if enqueue:
+        transaction.on_commit(lambda: import_dataset_task.delay(job.pk))
+    return job

@@ -8,13 +8,21 @@ from celery import shared_task
 
 from datasets.evaluation import evaluation_run
 from datasets.export import export_run
+from datasets.importing import import_run
+from datasets.learning import training_run
 from datasets.training import search_run
 
 # Storage and network hiccups worth another try; anything else fails the job with its message.
 TRANSIENT = (BotoConnectionError, ConnectionError, TimeoutError)
 LONG = {"soft_time_limit": 3 * 3600, "time_limit": 3 * 3600 + 300}
 
-__all__ = ["evaluate_models_task", "export_dataset_task", "parameter_search_task"]
+__all__ = [
+    "evaluate_models_task",
+    "export_dataset_task",
+    "import_dataset_task",
+    "parameter_search_task",
+    "train_model_task",
+]
 
 
 @shared_task(
@@ -54,3 +62,29 @@ def evaluate_models_task(self, evaluation_ids: list[int]) -> None:
 )
 def parameter_search_task(self, search_id: int) -> None:
     search_run(search_id=search_id)
+
+
+@shared_task(
+    name="datasets.train_model",
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=3,
+    **LONG,
+)
+def train_model_task(self, run_id: int) -> None:
+    training_run(run_id=run_id)
+
+
+@shared_task(
+    name="datasets.import_dataset",
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    max_retries=3,
+    **LONG,
+)
+def import_dataset_task(self, import_id: int) -> None:
+    import_run(import_id=import_id)

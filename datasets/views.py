@@ -9,10 +9,10 @@ from classification.promotion import model_promote
 from core import permissions
 from core.errors import refusal_as_message
 from core.jobs import JobStatus
-from datasets import evaluation, services
+from datasets import evaluation, selectors, services
 from datasets.export import file_response
-from datasets.forms import EvaluateForm, ExportForm, SearchForm
-from datasets.models import DatasetExport, Evaluation, ParameterSearch
+from datasets.forms import EvaluateForm, ExportForm, ImportForm, SearchForm, TrainForm
+from datasets.models import DatasetExport, DatasetImport, Evaluation, ParameterSearch, TrainingRun
 
 RECENT = 30
 
@@ -109,6 +109,7 @@ def models(request):
     for version in versions:
         version.latest_evaluation = latest.get(version.pk)
     searches = list(ParameterSearch.objects.select_related("export")[:10])
+    runs = list(TrainingRun.objects.select_related("export", "promoted")[:10])
     return render(
         request,
         "datasets/models.html",
@@ -117,11 +118,66 @@ def models(request):
             "searches": searches,
             "evaluate_form": EvaluateForm(initial={"versions": evaluation.evaluation_versions_default()}),
             "search_form": SearchForm(),
+            "train_form": TrainForm(),
+            "runs": runs,
+            "drift": selectors.drift_of_active(),
+            "advertiser_accuracy": _advertiser_accuracy(versions),
             "recent_exports": DatasetExport.objects.filter(status=JobStatus.DONE, evaluations__isnull=False)
             .distinct()
             .order_by("-created_at")[:10],
-            "refresh": _busy(s.status for s in searches),
+            "refresh": _busy([*(s.status for s in searches), *(r.status for r in runs)]),
         },
+    )
+
+
+def _advertiser_accuracy(versions) -> list[dict]:
+    """Per-advertiser accuracy of the active versions' latest evaluations, worst first (seed 002's "local
+    accuracy": a model right on average can be wrong for one dealer)."""
+    rows = []
+    for version in versions:
+        done = getattr(version, "latest_evaluation", None)
+        if version.status != ModelVersion.Status.ACTIVE or done is None:
+            continue
+        for slug, cell in (done.metrics.get("advertisers") or {}).items():
+            rows.append({"version": version.name, "slug": slug, "n": cell["n"], "accuracy": cell["accuracy"]})
+    return sorted(rows, key=lambda row: (row["accuracy"], -row["n"]))[:50]
+
+
+@admin_only
+@require_POST
+@refusal_as_message("datasets:models")
+def train(request):
+    form = TrainForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose an attribute and between 4 and 8 candidates.")
+        return redirect("datasets:models")
+    run = services.training_request(
+        attribute=form.cleaned_data["attribute"],
+        candidates=form.cleaned_data["candidates"],
+        promote_if_better=form.cleaned_data["promote_if_better"],
+        user=request.user,
+    )
+    messages.success(request, f"Training run #{run.pk} queued.")
+    return redirect("datasets:models")
+
+
+@admin_only
+def dataset_import(request):
+    if request.method == "POST":
+        form = ImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            job = services.import_request(
+                attribute=form.cleaned_data["attribute"], upload=form.cleaned_data["file"], user=request.user
+            )
+            messages.success(request, f"Import #{job.pk} queued.")
+            return redirect("datasets:import")
+    else:
+        form = ImportForm()
+    imports = list(DatasetImport.objects.select_related("created_by")[:RECENT])
+    return render(
+        request,
+        "datasets/import.html",
+        {"form": form, "imports": imports, "refresh": _busy(i.status for i in imports)},
     )
 
 

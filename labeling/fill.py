@@ -1,4 +1,5 @@
-"""Filling a campaign with pictures: an advertiser's, a classification query's, a random sample, or a zip.
+"""Filling a campaign with pictures: an advertiser's, a classification query's, the model's least sure, a random
+sample, or a zip.
 
 The same picture never enters a campaign twice (a database constraint; re-filling is harmless). Pictures
 are chosen through classification's read-only selectors and collections, never its tables.
@@ -110,6 +111,17 @@ def campaign_fill_random(*, campaign: Campaign, count: int, seed: int | None = N
         raise FillError("ask for at least one picture")
     present = set(Item.objects.filter(campaign=campaign).values_list("image_id", flat=True))
     ids = sampling.images_random(limit=count, seed=seed, exclude_ids=present)
+    return campaign_fill(campaign=campaign, image_ids=ids)
+
+
+def campaign_fill_least_sure(*, campaign: Campaign, count: int) -> FillResult:
+    """Add the ``count`` pictures the model is least sure of for the campaign's attribute, leaving out those
+    already in it or already labelled: the crowd labels what the model cannot (active learning)."""
+    present = set(Item.objects.filter(campaign=campaign).values_list("image_id", flat=True))
+    try:
+        ids = sampling.images_least_sure(attribute=campaign.attribute, limit=count, exclude_ids=present)
+    except ValueError as exc:
+        raise FillError(str(exc)) from None
     return campaign_fill(campaign=campaign, image_ids=ids)
 
 

@@ -14,6 +14,7 @@ class FillForm(forms.Form):
     SOURCES = [
         ("advertiser", "An advertiser's pictures"),
         ("query", "A classification query"),
+        ("least_sure", "The pictures the model is least sure of"),
         ("random", "A random sample"),
         ("zip", "An uploaded zip of pictures"),
     ]
@@ -27,7 +28,10 @@ class FillForm(forms.Form):
         required=False, min_value=0, max_value=1, help_text="For a query: classifier score below this."
     )
     count = forms.IntegerField(
-        required=False, min_value=1, max_value=100_000, help_text="How many pictures at most (random: required)."
+        required=False,
+        min_value=1,
+        max_value=100_000,
+        help_text="How many pictures at most (random and least sure: required).",
     )
     seed = forms.IntegerField(required=False, help_text="Makes a random choice reproducible.")
     upload = forms.FileField(required=False, help_text="A .zip of pictures.")
@@ -52,11 +56,11 @@ class FillForm(forms.Form):
             self.add_error("advertiser", "Choose an advertiser.")
         if source == "query" and not data.get("value") and data.get("score_below") is None:
             self.add_error("value", "Give the classifier's value, a score threshold, or both.")
-        if source == "random" and not data.get("count"):
+        if source in ("random", "least_sure") and not data.get("count"):
             self.add_error("count", "How many pictures?")
         if source == "zip" and not data.get("upload"):
             self.add_error("upload", "Choose a zip file.")
-        if source in ("query", "random") and data.get("gold_label"):
+        if source in ("query", "random", "least_sure") and data.get("gold_label"):
             self.add_error("gold_label", "Gold needs known answers: use an advertiser's pictures or a zip.")
         return data
 
@@ -84,6 +88,8 @@ class FillForm(forms.Form):
             )
         elif source == "random":
             result = fill.campaign_fill_random(campaign=campaign, count=data["count"], seed=data.get("seed"))
+        elif source == "least_sure":
+            result = fill.campaign_fill_least_sure(campaign=campaign, count=data["count"])
         else:
             return self._queue_zip(), None
         return result.summary(), result

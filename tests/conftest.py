@@ -18,6 +18,14 @@ def pytest_report_header(config):
 
 
 @pytest.fixture(autouse=True)
+def _builtin_classifier(settings):
+    """The suite's expectations about classifier answers (values, scores, model names, call counts) are
+    written against the builtin backend: exact and a few milliseconds a picture. Tests of the learned
+    backend (the default outside tests) set SPOTCHECK_CLASSIFIER_BACKEND themselves."""
+    settings.SPOTCHECK_CLASSIFIER_BACKEND = "builtin"
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     from django.core.cache import cache
 

@@ -70,6 +70,8 @@ class ClassifyResultSerializer(serializers.Serializer):
     sha256 = serializers.CharField(allow_null=True)
     image_type = serializers.CharField(allow_null=True)
     color = serializers.CharField(allow_null=True)
+    banner = serializers.CharField(required=False, help_text="Only when the active model has a banner head")
+    position = serializers.CharField(required=False, help_text="Only when the active model has a position head")
     scores = serializers.DictField(child=serializers.FloatField(allow_null=True))
     source = serializers.ChoiceField(choices=["ml", "fix", "default"])
     cached = serializers.BooleanField()

@@ -22,6 +22,10 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
         from classification.classifiers.rekognition import RekognitionClassifier
 
         return RekognitionClassifier(model_version)
+    if model_version.backend == Backend.LEARNED:
+        from classification.classifiers.learned import LearnedClassifier
+
+        return LearnedClassifier(model_version)
     if model_version.backend == Backend.AZURE:
         from classification.classifiers.azure import AzureClassifier
 

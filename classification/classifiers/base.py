@@ -28,7 +28,10 @@ class Classifier(Protocol):
     model_version: ModelVersion
 
     def classify(self, picture: Image.Image) -> Values:
-        """Values for the attributes this backend knows; raises ClassifierError when it cannot answer."""
+        """Values for the attributes this backend knows; raises ClassifierError when it cannot answer.
+
+        ``picture.info["sha256"]``, when set, is the SHA-256 of the Image the picture was decoded for (a
+        backend may cache per picture by it)."""
         ...
 
 

@@ -200,6 +200,8 @@ class BuiltinClassifier:
             if excess > 0:
                 votes[nearest_color(rgb)] += excess
         voted = sum(votes.values())
+        # How the central excess splits over the colour names (features for the learned colour head).
+        color_votes = {name: round(v / voted, 4) for name, v in votes.items()} if voted else {}
         # Tyres, glass and trim are black or grey on every vehicle and so are most backgrounds, so a
         # substantial chromatic excess is the paint; the achromatic names win only when it is small.
         chromatic = Counter({name: v for name, v in votes.items() if name not in ACHROMATIC})
@@ -214,6 +216,7 @@ class BuiltinClassifier:
             "color": color,
             "color_share": round(weight / voted, 3) if voted else None,
             "chromatic_share": round(chromatic_share, 3),
+            "color_votes": color_votes,
         }
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("classification", "0051_move_dataset_models_to_datasets"),
+        ("classification", "0061_alter_groundtruth_source"),
     ]
 
     operations = [
@@ -19,6 +19,7 @@ class Migration(migrations.Migration):
                     ("builtin", "Builtin (histograms, no service)"),
                     ("http", "HTTP model server (TensorFlow Serving REST)"),
                     ("rekognition", "AWS Rekognition"),
+                    ("learned", "Learned (pretrained backbone + trained heads, ONNX Runtime)"),
                     ("azure", "Azure AI Vision (Image Analysis)"),
                     ("cascade", "Cascade (a local model first, a paid backend when unsure)"),
                 ],

@@ -15,10 +15,11 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from classification.models import Image
+from labeling.consensus import lease_room, lease_votes
 from labeling.models import Campaign, Item, Lease, Vote
 from labeling.prepared import hot_cursor
 
@@ -136,7 +137,7 @@ def _lease_real(*, user, campaign: Campaign, count: int, taken: set[int], voted,
             .annotate(n=Count("id"))
             .values_list("item_id", "n")
         )
-        picked += [i for i in candidates if leased_now.get(i.pk, 0) < campaign.votes_required - i.top_count]
+        picked += [i for i in candidates if leased_now.get(i.pk, 0) < lease_room(campaign, top=i.top_count)]
     return picked[:count]
 
 
@@ -154,7 +155,7 @@ def _lock_candidates(*, user, campaign: Campaign, count: int, tried: set[int], v
         .exclude(pk__in=tried)
         .exclude(Exists(voted))
         .annotate(leased=Coalesce(Subquery(others_leases, output_field=IntegerField()), Value(0)))
-        .filter(leased__lt=campaign.votes_required - F("top_count"))
+        .filter(leased__lt=Greatest(Value(lease_votes(campaign)) - F("top_count"), Value(1)))
         .order_by("-top_count", "-vote_count", "id")
         .select_related("image")
         .select_for_update(skip_locked=True, no_key=True, of=("self",))[:count]
@@ -188,11 +189,11 @@ LIMIT %(count)s
 _OTHERS_LEASES = """(SELECT count(*) FROM labeling_lease l
                       WHERE l.item_id = {item} AND l.expires_at > %(now)s AND l.user_id <> %(user)s)"""
 _PG_LOCK = f"""
-SELECT i.id, i.image_id, img.thumbnail, %(required)s - i.top_count
+SELECT i.id, i.image_id, img.thumbnail, GREATEST(%(required)s - i.top_count, 1)
 FROM labeling_item i JOIN classification_image img ON img.id = i.image_id
 WHERE i.campaign_id = %(campaign)s AND NOT i.is_gold AND i.status = 'open'
   AND i.id <> ALL(%(exclude)s::bigint[]) AND {_VOTED_BY_ME}
-  AND {_OTHERS_LEASES.format(item="i.id")} < %(required)s - i.top_count
+  AND {_OTHERS_LEASES.format(item="i.id")} < GREATEST(%(required)s - i.top_count, 1)
 ORDER BY i.top_count DESC, i.vote_count DESC, i.id
 LIMIT %(count)s
 FOR NO KEY UPDATE OF i SKIP LOCKED
@@ -241,7 +242,7 @@ def _items_next_pg(
             if want > 0:
                 cursor.execute(
                     _PG_LOCK,
-                    {**params, "exclude": list(tried), "count": want, "required": campaign.votes_required},
+                    {**params, "exclude": list(tried), "count": want, "required": lease_votes(campaign)},
                 )
                 candidates = cursor.fetchall()
             if not candidates and not pending:

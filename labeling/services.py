@@ -17,8 +17,9 @@ from django.utils import timezone
 from classification.models import GroundTruth, Image
 from classification.services import ground_truth_record
 from classification.vocabulary import choices_for
-from labeling.consensus import CONFLICT, DECIDED, consensus
-from labeling.models import CANT_TELL, Campaign, Item, Lease, Vote
+from labeling import quality
+from labeling.consensus import CONFLICT, DECIDED
+from labeling.models import CANT_TELL, Campaign, Item, LabelerStanding, Lease, Vote
 from labeling.prepared import hot_cursor
 
 
@@ -136,10 +137,11 @@ WITH dropped_lease AS (
     DELETE FROM labeling_lease WHERE item_id = %(item)s AND user_id = %(user)s
 )
 SELECT i.status, i.label, i.counts::text, i.cant_tell, i.vote_count, i.top_count, i.is_gold, i.image_id,
-       i.campaign_id, i.decided_at, c.attribute, c.votes_required, c.max_votes,
+       i.campaign_id, i.decided_at, c.attribute, c.votes_required, c.max_votes, c.rule, c.min_votes, c.threshold,
        (SELECT v.id FROM labeling_vote v WHERE v.client_uuid = %(uuid)s),
        EXISTS (SELECT 1 FROM labeling_vote v
-               WHERE v.item_id = i.id AND v.user_id = %(user)s AND v.undone_at IS NULL)
+               WHERE v.item_id = i.id AND v.user_id = %(user)s AND v.undone_at IS NULL),
+       NOT EXISTS (SELECT 1 FROM labeling_labelerstanding s WHERE s.user_id = %(user)s AND s.flagged_at IS NOT NULL)
 FROM labeling_item i JOIN labeling_campaign c ON c.id = i.campaign_id
 WHERE i.id = %(item)s
 FOR NO KEY UPDATE OF i
@@ -193,7 +195,8 @@ def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> V
                 return replay
             raise ItemNotFound(f"no item {item_id}")
         (status, label_now, counts_text, cant_tell, vote_count, top_count, is_gold, image_id, campaign_id,
-         decided_at, attribute, votes_required, max_votes, replay_id, already) = row  # fmt: skip
+         decided_at, attribute, votes_required, max_votes, rule, min_votes, threshold, replay_id, already,
+         counted) = row  # fmt: skip
         item = _item_partial(
             id=item_id,
             campaign_id=campaign_id,
@@ -210,8 +213,8 @@ def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> V
         # The campaign's rule columns came with the lock: item_state (gold masking) reads them without a query.
         item.campaign = Campaign.from_db(
             connection.alias,
-            ["id", "attribute", "votes_required", "max_votes"],
-            [campaign_id, attribute, votes_required, max_votes],
+            ["id", "attribute", "votes_required", "max_votes", "rule", "min_votes", "threshold"],
+            [campaign_id, attribute, votes_required, max_votes, rule, min_votes, threshold],
         )
         if replay_id is not None:
             return _replay(Vote.objects.select_related("item__campaign").get(pk=replay_id), user=user)
@@ -227,12 +230,11 @@ def _vote_record_pg(*, user, item_id, label, client_uuid, ms_to_answer, at) -> V
             raise AlreadyVoted("you already answered this picture", item=item)
 
         now = at or timezone.now()
-        _apply(item, label, +1)
+        if counted:  # a flagged labeler's vote is kept (the flag marks it) and counts for nothing
+            _apply(item, label, +1)
         outcome = None
-        if not is_gold:  # gold items measure people and never close
-            outcome = consensus(
-                counts=item.counts, cant_tell=item.cant_tell, votes_required=votes_required, max_votes=max_votes
-            )
+        if not is_gold and counted:  # gold items measure people and never close
+            outcome = quality.outcome_after_vote(item=item, campaign=item.campaign, user_id=user.pk, label=label)
             if outcome.state == DECIDED:
                 item.status, item.label, item.decided_at = Item.Status.DECIDED, outcome.label, now
             elif outcome.state == CONFLICT:
@@ -303,6 +305,7 @@ def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) 
         .annotate(
             replay_id=Subquery(Vote.objects.filter(client_uuid=client_uuid).values("id")[:1]),
             already=Exists(Vote.objects.live().filter(item=OuterRef("pk"), user=user)),
+            flagged=Exists(LabelerStanding.objects.filter(pk=user.pk, flagged_at__isnull=False)),
         )
         .filter(pk=item_id)
         .first()
@@ -331,15 +334,12 @@ def _vote_record_locked(*, user, item_id, label, client_uuid, ms_to_answer, at) 
     vote = Vote.objects.create(
         item=item, user=user, label=label, client_uuid=client_uuid, ms_to_answer=ms_to_answer, created_at=now
     )
+    if item.flagged:  # a flagged labeler's vote is kept (the flag marks it) and counts for nothing
+        return VoteResult(vote=vote, created=True, item=item)
     _apply(item, label, +1)
     fields = ["counts", "cant_tell", "vote_count", "top_count"]
     if not item.is_gold:  # gold items measure people and never close
-        outcome = consensus(
-            counts=item.counts,
-            cant_tell=item.cant_tell,
-            votes_required=campaign.votes_required,
-            max_votes=campaign.max_votes,
-        )
+        outcome = quality.outcome_after_vote(item=item, campaign=campaign, user_id=user.pk, label=label)
         if outcome.state == DECIDED:
             item.status, item.label, item.decided_at = Item.Status.DECIDED, outcome.label, now
             fields += ["status", "label", "decided_at"]
@@ -394,8 +394,9 @@ def vote_undo(*, user: AbstractBaseUser, vote_ref: int | str | uuid.UUID) -> Vot
         raise UndoRefused("only your last vote can be undone", item=item, vote=vote)
     vote.undone_at = timezone.now()
     vote.save(update_fields=["undone_at"])
-    _apply(item, vote.label, -1)
-    item.save(update_fields=["counts", "cant_tell", "vote_count", "top_count"])
+    if quality.voter_counts(user_id=user.pk):  # a flagged labeler's vote was never in the tally
+        _apply(item, vote.label, -1)
+        item.save(update_fields=["counts", "cant_tell", "vote_count", "top_count"])
     return vote
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, time
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, Q, QuerySet
+from django.db.models import Avg, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeling.models import CANT_TELL, Campaign, Item, Vote
@@ -31,6 +32,19 @@ def campaigns_with_progress(*, active_only: bool = True) -> QuerySet[Campaign]:
     if active_only:
         rows = rows.filter(active=True)
     return rows.order_by("-active", "-created_at")
+
+
+def with_work_left_for(campaigns: QuerySet[Campaign], *, user_id: int) -> QuerySet[Campaign]:
+    """Annotate ``n_left_for_me``: open real items this user has not answered (what they could still label)."""
+    left = (
+        Item.objects.filter(campaign=OuterRef("pk"), is_gold=False, status=Item.Status.OPEN)
+        .exclude(Exists(Vote.objects.live().filter(item=OuterRef("pk"), user_id=user_id)))
+        .order_by()
+        .values("campaign")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return campaigns.annotate(n_left_for_me=Coalesce(Subquery(left, output_field=IntegerField()), Value(0)))
 
 
 def progress_percent(campaign: Campaign) -> int:

@@ -24,6 +24,7 @@ from labeling.selectors import (
     labeler_quality,
     progress_percent,
     votes_for_export,
+    with_work_left_for,
 )
 
 LABELING_ROLES = (Role.LABELER, Role.REVIEWER, Role.ADMIN)
@@ -38,7 +39,7 @@ def _require(request, allowed: bool) -> None:
 
 def campaign_list(request):
     _require(request, has_role(request.user, *LABELING_ROLES))
-    campaigns = list(campaigns_with_progress(active_only=True))
+    campaigns = list(with_work_left_for(campaigns_with_progress(active_only=True), user_id=request.user.pk))
     for campaign in campaigns:
         campaign.percent = progress_percent(campaign)
     return render(request, "labeling/campaign_list.html", {"campaigns": campaigns, "can_admin": is_admin(request.user)})
@@ -63,6 +64,10 @@ def label(request, pk: int):
         if item.image.thumbnail and len(urls) < GUIDELINE_EXAMPLES_PER_LABEL:
             urls.append(item.image.thumbnail.url)
     examples = [(names[value], url) for value in names for url in per_label.get(value, [])]
+    progress = campaigns_with_progress(active_only=False).get(pk=campaign.pk)
+    # The end screen's way on: the first other active campaign where this labeler still has pictures.
+    others = with_work_left_for(Campaign.objects.filter(active=True).exclude(pk=campaign.pk), user_id=request.user.pk)
+    next_campaign = others.filter(n_left_for_me__gt=0).order_by("-created_at").first()
     return render(
         request,
         "labeling/label.html",
@@ -72,8 +77,14 @@ def label(request, pk: int):
             "two_choices": len(campaign.choices) == 2,
             "guidelines": guidelines_html(campaign.guidelines),
             "examples": examples,
+            "progress": progress,
+            "percent": progress_percent(progress),
+            "next_campaign": next_campaign,
             "config": {
                 "campaign": campaign.pk,
+                "user": request.user.pk,
+                "serviceWorkerUrl": reverse("labeling:service-worker"),
+                "scope": reverse("labeling:campaigns"),
                 "choices": choices,
                 "nextUrl": reverse("api-campaign-next", args=[campaign.pk]),
                 "votesUrl": reverse("api-votes"),

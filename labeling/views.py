@@ -14,15 +14,17 @@ from django.views.decorators.http import require_POST
 from core.roles import Role, has_role, is_admin, is_staff_reviewer
 from labeling import services
 from labeling.api.serializers import choices_payload
+from labeling.charts import quality_chart_svg
 from labeling.fill import FillError, advertiser_fill_available
 from labeling.forms import FillForm
 from labeling.guidelines import guidelines_html
-from labeling.models import Campaign, Item
+from labeling.models import Campaign, Item, LabelerStanding
 from labeling.selectors import (
     campaigns_with_progress,
     conflicts_pending,
     labeler_quality,
     progress_percent,
+    quality_by_week,
     votes_for_export,
     with_work_left_for,
 )
@@ -148,6 +150,14 @@ def stats(request):
             )
         ]
     admin = is_admin(request.user)
+    # Reviewers and admins may look at any labeler's weeks (?labeler=<id>); everyone else sees their own.
+    chart_user = request.user
+    if is_staff_reviewer(request.user) and request.GET.get("labeler", "").isdigit():
+        chart_user = next((q for q in quality if q.user_id == int(request.GET["labeler"])), None) or request.user
+    chart_user_id = getattr(chart_user, "user_id", None) or chart_user.pk
+    chart_name = getattr(chart_user, "username", "")
+    weeks = quality_by_week(user_id=chart_user_id)
+    flagged_ids = set(LabelerStanding.objects.filter(flagged_at__isnull=False).values_list("pk", flat=True))
     return render(
         request,
         "labeling/stats.html",
@@ -155,9 +165,13 @@ def stats(request):
             "mine": mine,
             "leaderboard": quality[:10],
             "campaigns": campaigns,
-            "flagged": [q for q in quality if q.flagged] if admin else [],
+            # Flagged (votes excluded), and those gold already puts below the bar ahead of the next sweep.
+            "flagged": [q for q in quality if q.flagged or q.user_id in flagged_ids] if admin else [],
             "show_flags": admin,
             "can_export": is_staff_reviewer(request.user),
+            "chart": quality_chart_svg(weeks) if weeks else "",
+            "chart_name": chart_name if chart_user_id != request.user.pk else "",
+            "weeks": weeks,
         },
     )
 

@@ -41,6 +41,12 @@
 
   form.addEventListener("submit", function (event) {
     if (form.dataset.cleared === "1") return;
+    if (!Q.load(user).length) {
+      // Nothing waiting: sign out at once (the login page drops the cached pages again, in case).
+      Q.forget(user);
+      dropPages();
+      return;
+    }
     event.preventDefault();
     // The labeling screen stops writing its queue from here on: what follows decides its fate.
     document.dispatchEvent(new CustomEvent("spotcheck:signout"));

@@ -80,7 +80,8 @@ self.addEventListener("fetch", function (event) {
   var url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
   if (request.mode === "navigate") {
-    if (url.pathname.indexOf("/label/") === 0) event.respondWith(fromNetworkThenCache(request));
+    // The campaign list and the labeling screens; not downloads, stats or the admin's pages.
+    if (/^\/label\/(\d+\/)?$/.test(url.pathname)) event.respondWith(fromNetworkThenCache(request));
     return;
   }
   if (url.pathname.indexOf("/static/") === 0) event.respondWith(fromCacheThenNetwork(request, SHELL));

@@ -109,3 +109,14 @@ def test_reviewers_can_chart_another_labeler_but_labelers_only_themselves(client
     client.force_login(make_user("rev", Role.REVIEWER))
     html = client.get(f"/label/stats/?labeler={other.pk}").content.decode()
     assert f"{other.username}: quality per week" in html and "1/1 gold" in html
+
+
+@pytest.mark.django_db
+def test_cant_tell_shows_key_zero_even_with_more_than_nine_answers(client, labeler):
+    colour = CampaignFactory(name="Colour", attribute="color")
+    ItemFactory(campaign=colour)
+    client.force_login(labeler)
+    html = client.get(f"/label/{colour.pk}/").content.decode()
+    cant = html.split('data-label="cant_tell"', 1)[1].split("</button>", 1)[0]
+    assert '<kbd class="lb-key" aria-hidden="true">0</kbd>' in cant
+    assert html.count('<kbd class="lb-key" aria-hidden="true">') == 9 + 1 + 2  # 1-9, 0, undo and skip

@@ -249,6 +249,8 @@ def test_admin_flags_from_the_quality_list_sees_what_changed_and_unflags(client,
     assert Item.objects.get(pk=item.pk).status == "open"
     detail = client.get(f"{url}{bad.pk}/change/").content.decode()
     assert "Flagged" in detail and f"item {item.pk} decided Stock → open" in detail
+    votes = client.get("/admin/labeling/vote/").content.decode()
+    assert votes.count('alt="False"') == 1 and votes.count('alt="True"') == 1  # bad's vote: kept, not counted
     events = client.get("/admin/labeling/flagevent/").content.decode()
     assert f"/admin/labeling/item/{item.pk}/change/" in events
     response = client.post(url, {"action": "unflag_labelers", "_selected_action": [bad.pk]}, follow=True)

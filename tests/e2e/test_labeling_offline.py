@@ -270,3 +270,35 @@ def test_a_flagged_labelers_votes_stop_counting_and_the_item_they_decided_reopen
     assert Item.objects.get(pk=later).vote_count == 0
     phone.close()
     desk.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_answers_left_by_a_session_that_ended_without_sign_out_wait_for_their_owner(live_server, browser, settings):
+    settings.ROOT_URLCONF = URLS
+    ann, bob = _labeler("ann"), _labeler("bob")
+    campaign = CampaignFactory(name="Image type")
+    ItemFactory.create_batch(10, campaign=campaign)
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(20000)
+    votes_api = "**/api/v1/votes/"
+    _sign_in(page, live_server.url, "ann", f"/label/{campaign.pk}/")
+    page.route(votes_api, lambda route: route.abort())
+    ann_given = {_answer(page, "Dealer"): "Dealer", _answer(page, "Stock"): "Stock"}
+    context.clear_cookies()  # her session ends with no sign-out (expired, cookies cleared)
+    page.unroute(votes_api)
+
+    _sign_in(page, live_server.url, "bob", f"/label/{campaign.pk}/")  # the next person, same browser
+    bob_item = _answer(page, "Placeholder")
+    page.wait_for_function(PENDING, arg=0)
+    page.wait_for_timeout(1500)
+    assert _votes(bob) == {bob_item: "Placeholder"}  # his answer only
+    assert _votes(ann) == {}  # hers still wait on the phone, under her name
+    page.get_by_role("button", name="Log out").tap()
+    page.wait_for_url("**/accounts/login/**")
+
+    _sign_in(page, live_server.url, "ann", f"/label/{campaign.pk}/")
+    page.wait_for_function(PENDING, arg=0)
+    assert _votes(ann) == ann_given
+    assert _votes(bob) == {bob_item: "Placeholder"}
+    context.close()

@@ -4,6 +4,7 @@ quick taps give one vote; the answers of one person are never uploaded as anothe
 votes stop counting and what they decided reopens."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ URLS = "tests.e2e.test_labeling_phone"  # the project's URLs plus the thumbnails
 PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True}
 ARMED = "document.getElementById('lb-screen').dataset.armed === '1'"
 PENDING = "n => document.getElementById('lb-screen').dataset.pending === String(n)"
+# Where queued answers upload: several votes in one POST votes/batch/, an undo (or sign-out's upload) on votes/.
+VOTES_API = re.compile(r"/api/v1/votes/(batch/)?$")
 SHOTS = Path(os.environ.get("SPOTCHECK_SHOTS", Path(__file__).resolve().parents[2] / "var" / "shots"))
 
 
@@ -101,7 +104,7 @@ def test_the_screen_opens_offline_after_one_visit_labels_kept_pictures_and_uploa
 
     # A new version of the app arrives while the answers wait: they survive it and upload after it.
     settings.LABELING_SHELL_VERSION = "v2"
-    page.route("**/api/v1/votes/", lambda route: route.abort())
+    page.route(VOTES_API, lambda route: route.abort())
     context.set_offline(False)
     page.reload()
     page.wait_for_function(
@@ -109,7 +112,7 @@ def test_the_screen_opens_offline_after_one_visit_labels_kept_pictures_and_uploa
     )
     assert page.locator("#lb-counter").inner_text() == "6 this session"  # the session counter survived reloads
     assert page.evaluate("document.getElementById('lb-screen').dataset.pending") == "6"
-    page.unroute("**/api/v1/votes/")
+    page.unroute(VOTES_API)
     page.wait_for_function(PENDING, arg=0, timeout=45000)
     assert _votes(ann) == given
     page.wait_for_function("document.getElementById('lb-screen').dataset.state === 'empty'")
@@ -172,14 +175,13 @@ def test_the_next_person_on_the_phone_never_uploads_the_previous_ones_answers(li
     context = browser.new_context(**PHONE)
     page = context.new_page()
     page.set_default_timeout(20000)
-    votes_api = "**/api/v1/votes/"
 
     # Ann answers with the upload failing, then signs out: the sign-out uploads her answers, as hers.
     _sign_in(page, live_server.url, "ann", f"/label/{campaign.pk}/")
-    page.route(votes_api, lambda route: route.abort())
+    page.route(VOTES_API, lambda route: route.abort())
     ann_given = {_answer(page, "Dealer"): "Dealer", _answer(page, "Stock"): "Stock"}
     assert page.evaluate("document.getElementById('lb-screen').dataset.pending") == "2"
-    page.unroute(votes_api)
+    page.unroute(VOTES_API)
     page.get_by_role("button", name="Log out").tap()
     page.wait_for_url("**/accounts/login/**")
     assert _votes(ann) == ann_given
@@ -187,7 +189,7 @@ def test_the_next_person_on_the_phone_never_uploads_the_previous_ones_answers(li
 
     # Bob answers offline-like (upload failing) and signs out: warned, he first stays, then discards.
     _sign_in(page, live_server.url, "bob", f"/label/{campaign.pk}/")
-    page.route(votes_api, lambda route: route.abort())
+    page.route(VOTES_API, lambda route: route.abort())
     _answer(page, "Placeholder")
     _answer(page, "Placeholder")
     messages = []
@@ -207,7 +209,7 @@ def test_the_next_person_on_the_phone_never_uploads_the_previous_ones_answers(li
     page.once("dialog", answer_dialog(True))
     page.get_by_role("button", name="Log out").tap()
     page.wait_for_url("**/accounts/login/**")
-    page.unroute(votes_api)
+    page.unroute(VOTES_API)
 
     # An answer left by an older version under the shared key cannot be attributed: dropped, never uploaded.
     item = ItemFactory(campaign=campaign)
@@ -281,12 +283,11 @@ def test_answers_left_by_a_session_that_ended_without_sign_out_wait_for_their_ow
     context = browser.new_context(**PHONE)
     page = context.new_page()
     page.set_default_timeout(20000)
-    votes_api = "**/api/v1/votes/"
     _sign_in(page, live_server.url, "ann", f"/label/{campaign.pk}/")
-    page.route(votes_api, lambda route: route.abort())
+    page.route(VOTES_API, lambda route: route.abort())
     ann_given = {_answer(page, "Dealer"): "Dealer", _answer(page, "Stock"): "Stock"}
     context.clear_cookies()  # her session ends with no sign-out (expired, cookies cleared)
-    page.unroute(votes_api)
+    page.unroute(VOTES_API)
 
     _sign_in(page, live_server.url, "bob", f"/label/{campaign.pk}/")  # the next person, same browser
     bob_item = _answer(page, "Placeholder")

@@ -4,8 +4,8 @@
   (``labeling.consensus.Rule``, the code bench/consensus.py runs) fed with each voter's gold accuracy.
 - A flagged labeler's votes are kept (the flag marks them) and count for nothing. Flagging or unflagging
   re-tallies every item they voted on from the votes table, replaying the rule vote by vote: an item whose
-  decision depended on them reopens (its consensus ground truth is withdrawn), and a ``FlagEvent`` records
-  what changed for the admin.
+  decision depended on them reopens (its consensus ground truth is withdrawn), an item the re-tally closes
+  loses its leases (as when a vote closes it), and a ``FlagEvent`` records what changed for the admin.
 - ``standings_refresh`` (a periodic task) recounts gold answers and flags, by gold, labelers whose smoothed
   gold accuracy is below LABELING_FLAG_BELOW after LABELING_FLAG_MIN_GOLD answers.
 """
@@ -22,7 +22,7 @@ from django.utils import timezone
 from classification.models import GroundTruth
 from classification.services import ground_truth_record, ground_truth_withdraw
 from labeling.consensus import DECIDED, Outcome, Rule, voter_accuracy
-from labeling.models import CANT_TELL, Campaign, FlagEvent, Item, LabelerStanding, Vote
+from labeling.models import CANT_TELL, Campaign, FlagEvent, Item, LabelerStanding, Lease, Vote
 from labeling.selectors import labeler_quality, smoothed
 
 NOT_FLAGGED = Q(user__labeling_standing__isnull=True) | Q(user__labeling_standing__flagged_at__isnull=True)
@@ -132,6 +132,8 @@ def item_retally(*, item_id: int, at: datetime | None = None) -> Change | None:
                 at=now,
             )
         item.save(update_fields=[*fields, "status", "label", "decided_at"])
+        if status != Item.Status.OPEN:  # closed by the re-tally: nobody may still answer it (as a closing vote)
+            Lease.objects.filter(item_id=item.pk).delete()
         return Change(item=item.pk, campaign=item.campaign_id, was=was, now=_state(item.status, item.label))
 
 

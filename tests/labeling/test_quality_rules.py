@@ -256,3 +256,21 @@ def test_admin_flags_from_the_quality_list_sees_what_changed_and_unflags(client,
     response = client.post(url, {"action": "unflag_labelers", "_selected_action": [bad.pk]}, follow=True)
     assert f"item {item.pk} open → decided Stock" in response.content.decode()
     assert FlagEvent.objects.filter(user=bad).count() == 2
+
+
+@pytest.mark.django_db
+def test_an_item_an_unflag_closes_releases_its_leases(labelers, admin_user):
+    from labeling.assignment import items_next
+    from labeling.models import Lease
+
+    campaign = CampaignFactory(votes_required=2, max_votes=3)
+    item = ItemFactory(campaign=campaign)
+    bad, a, waiting = labelers(3)
+    labeler_flag(user=bad, source="admin")
+    give(bad, item, "Stock")
+    give(a, item, "Stock")
+    assert [x.item.pk for x in items_next(user=waiting, campaign=campaign, count=1)] == [item.pk]
+    labeler_unflag(user=bad, by=admin_user)  # bad's vote counts again: two Stock decide it
+    item.refresh_from_db()
+    assert (item.status, item.label) == ("decided", "Stock")
+    assert not Lease.objects.filter(item=item).exists()

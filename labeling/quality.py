@@ -37,12 +37,15 @@ def voter_counts(*, user_id: int) -> bool:
     return not LabelerStanding.objects.filter(pk=user_id, flagged_at__isnull=False).exists()
 
 
-def outcome_after_vote(*, item: Item, campaign: Campaign, user_id: int, label: str) -> Outcome:
+def outcome_after_vote(
+    *, item: Item, campaign: Campaign, user_id: int, label: str, gold: tuple[int | None, int | None]
+) -> Outcome:
     """Where a real item stands once ``user_id``'s counted vote (``label``) is in its tally (``item.counts``,
-    ``item.cant_tell``).
+    ``item.cant_tell``); ``gold`` is the voter's (gold_correct, gold_answered), None when they have no standing
+    yet (the vote service reads it with the item's lock).
 
     The count rule reads the tally alone (no query); the weighted rule also reads the gold accuracy of every
-    counted voter on the item (two queries). The new vote need not be in the votes table yet.
+    other counted voter on the item (one query). The new vote need not be in the votes table yet.
     """
     rule = Rule.of(campaign)
     if not rule.weighted:
@@ -56,8 +59,7 @@ def outcome_after_vote(*, item: Item, campaign: Campaign, user_id: int, label: s
     )
     votes = [(given, _accuracy(c, a)) for given, c, a in others]
     if label != CANT_TELL:
-        mine = LabelerStanding.objects.filter(pk=user_id).values_list("gold_correct", "gold_answered").first()
-        votes.append((label, _accuracy(*(mine or (0, 0)))))
+        votes.append((label, _accuracy(*gold)))
     return rule.outcome(counts=item.counts, cant_tell=item.cant_tell, votes=votes)
 
 

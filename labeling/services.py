@@ -138,8 +138,9 @@ SELECT i.status, i.label, {counts}, i.cant_tell, i.vote_count, i.top_count, i.is
        (SELECT v.id FROM labeling_vote v WHERE v.client_uuid = %(uuid)s),
        EXISTS (SELECT 1 FROM labeling_vote v
                WHERE v.item_id = i.id AND v.user_id = %(user)s AND v.undone_at IS NULL),
-       NOT EXISTS (SELECT 1 FROM labeling_labelerstanding s WHERE s.user_id = %(user)s AND s.flagged_at IS NOT NULL)
+       s.flagged_at IS NULL, s.gold_correct, s.gold_answered
 FROM labeling_item i JOIN labeling_campaign c ON c.id = i.campaign_id
+LEFT JOIN labeling_labelerstanding s ON s.user_id = %(user)s
 WHERE i.id = %(item)s
 {lock}
 """
@@ -201,7 +202,7 @@ def _vote_record(*, user, item_id, label, client_uuid, ms_to_answer, at) -> Vote
             raise ItemNotFound(f"no item {item_id}")
         (status, label_now, counts_text, cant_tell, vote_count, top_count, is_gold, image_id, campaign_id,
          attribute, votes_required, max_votes, rule, min_votes, threshold, replay_id, already,
-         counted) = row  # fmt: skip
+         counted, gold_correct, gold_answered) = row  # fmt: skip
         item = _item_partial(
             id=item_id,
             campaign_id=campaign_id,
@@ -238,7 +239,9 @@ def _vote_record(*, user, item_id, label, client_uuid, ms_to_answer, at) -> Vote
             _apply(item, label, +1)
         outcome = None
         if not item.is_gold and counted:  # gold items measure people and never close
-            outcome = quality.outcome_after_vote(item=item, campaign=item.campaign, user_id=user.pk, label=label)
+            outcome = quality.outcome_after_vote(
+                item=item, campaign=item.campaign, user_id=user.pk, label=label, gold=(gold_correct, gold_answered)
+            )
             if outcome.state == DECIDED:
                 item.status, item.label, item.decided_at = Item.Status.DECIDED, outcome.label, now
             elif outcome.state == CONFLICT:

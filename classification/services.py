@@ -69,6 +69,15 @@ def ground_truth_record(
     )
 
 
+def ground_truth_withdraw(*, reference: str, source: str) -> int:
+    """Delete the ground truth that ``reference`` produced from ``source`` (e.g. a crowd decision that rested
+    on a labeler since flagged); a newer decision is recorded afresh. Answers how many rows went."""
+    if not reference:
+        raise ValueError("withdrawing needs the reference that produced the ground truth")
+    deleted, _ = GroundTruth.objects.filter(reference=reference, source=source).delete()
+    return deleted
+
+
 @transaction.atomic
 def fix_record(
     *,

@@ -418,3 +418,5 @@ LABELING_ZIP_MAX_BYTES = env_int("LABELING_ZIP_MAX_BYTES", 500 * 1024 * 1024)
 LABELING_PREPARED_STATEMENTS = env_int("LABELING_PREPARED_STATEMENTS", 1) == 1
 CELERY_TASK_ROUTES.update({"labeling.tasks.*": {"queue": "default"}})
 CELERY_BEAT_SCHEDULE.update({"labeling-leases-sweep": {"task": "labeling.tasks.leases_sweep", "schedule": 300.0}})
+# Gold answers per labeler (the weighted rule's accuracies) and flags by gold are refreshed this often.
+CELERY_BEAT_SCHEDULE.update({"labeling-quality-sweep": {"task": "labeling.tasks.quality_sweep", "schedule": 60.0}})

@@ -1,11 +1,11 @@
 """Which items a labeler gets next — the hardest query of the app, kept apart and tested on its own.
 
 Rules: open items the user has not voted on; never leased to more people than can still answer before the
-item closes either way (``consensus.lease_capacity``); closest to a decision first; gold interleaved at the campaign's
-gold rate; leases expire (LABELING_LEASE_SECONDS). On PostgreSQL concurrent callers skip each other's
-candidate rows (``FOR NO KEY UPDATE SKIP LOCKED``: it does not block inserts that reference the item)
-and re-count leases after locking; on SQLite the IMMEDIATE transaction mode (and a lock per server process,
-labeling.prepared.write_transaction) serialises the whole call.
+item closes either way (``consensus.lease_capacity``, per the campaign's rule); closest to a decision first;
+gold interleaved at the campaign's gold rate; leases expire (LABELING_LEASE_SECONDS). On PostgreSQL
+concurrent callers skip each other's candidate rows (``FOR NO KEY UPDATE SKIP LOCKED``: it does not block
+inserts that reference the item) and re-count leases after locking; on SQLite the IMMEDIATE transaction
+mode (and a lock per server process, labeling.prepared.write_transaction) serialises the whole call.
 """
 
 import random
@@ -18,7 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from classification.models import Image
-from labeling.consensus import lease_capacity_sql
+from labeling.consensus import WEIGHTED, lease_capacity_sql
 from labeling.models import Campaign, Item, Lease
 from labeling.prepared import (
     datetime_value,
@@ -106,9 +106,12 @@ LIMIT %(count)s
 # Others' unexpired leases on an item; it may be leased to at most lease_capacity people in all.
 _OTHERS_LEASES = """(SELECT count(*) FROM labeling_lease l
                       WHERE l.item_id = {item} AND l.expires_at > %(now)s AND l.user_id <> %(user)s)"""
-_CAPACITY = lease_capacity_sql(
-    top="i.top_count", total="i.vote_count", votes_required="%(required)s", max_votes="%(max_votes)s"
-)
+# Per rule: the weighted rule's capacity reads min_votes too (a parameter, like the others).
+_COLUMNS = {"top": "i.top_count", "total": "i.vote_count", "votes_required": "%(required)s"}
+_CAPACITY = {
+    weighted: lease_capacity_sql(**_COLUMNS, max_votes="%(max_votes)s", weighted=weighted, min_votes="%(min_votes)s")
+    for weighted in (False, True)
+}
 _PICK = """
 SELECT i.id, i.image_id, img.thumbnail, {capacity}
 FROM labeling_item i JOIN classification_image img ON img.id = i.image_id
@@ -144,14 +147,21 @@ RETURNING item_id
 """
 
 
-def _sql(name: str, scope: str = "all") -> str:
-    """The named statement in this connection's dialect (``scope``: which open items a pick looks at)."""
+# A flagged labeler's votes are kept but not counted, so an item with no counted vote may hold one of theirs.
+_FRESH_VOTED_BY_ME = f"""(NOT EXISTS (SELECT 1 FROM labeling_labelerstanding s
+                                   WHERE s.user_id = %(user)s AND s.flagged_at IS NOT NULL) OR {_VOTED_BY_ME})"""
+
+
+def _sql(name: str, scope: str = "all", *, weighted: bool = False) -> str:
+    """The named statement in this connection's dialect (``scope``: which open items a pick looks at;
+    ``weighted``: the campaign's rule is the weighted one, whose lease capacity differs)."""
     parts = {
         "scope": _SCOPES[scope],
         "not_excluded": not_in_ids("i.id", "exclude"),
-        # An item with no live vote has none of the caller's: fresh items skip the probe (and its plan).
-        "voted": "true" if scope == "fresh" else _VOTED_BY_ME,
-        "capacity": _CAPACITY,
+        # An item with no counted vote has none of the caller's unless the caller is flagged: fresh items
+        # skip the probe (and its plan) for everyone else; the flag is read once per statement.
+        "voted": _FRESH_VOTED_BY_ME if scope == "fresh" else _VOTED_BY_ME,
+        "capacity": _CAPACITY[weighted],
         "others": _OTHERS_LEASES.format(item="i.id"),
         "lock": lock_rows("i", skip_locked=True),
     }
@@ -177,7 +187,9 @@ def _items_next(
         "expires": datetime_value(expires_at),
         "required": campaign.votes_required,
         "max_votes": campaign.max_votes,
+        "min_votes": campaign.min_votes,
     }
+    weighted = campaign.rule == WEIGHTED
     with hot_cursor() as cursor:
         cursor.execute(_sql("held"), {**params, "exclude": ids(exclude), "count": count})
         held = cursor.fetchall()
@@ -197,7 +209,7 @@ def _items_next(
             want = wanted - len(gold) - len(real)
             candidates = []
             if want > 0:
-                cursor.execute(_sql("pick", scope), {**params, "exclude": ids(tried), "count": want})
+                cursor.execute(_sql("pick", scope, weighted=weighted), {**params, "exclude": ids(tried), "count": want})
                 candidates = cursor.fetchall()
             if not candidates:
                 if want > 0 and scope != "all":

@@ -31,6 +31,21 @@ class Campaign(models.Model):
         default=9, help_text="An item is a conflict when no label can reach votes_required within this many votes."
     )
     gold_rate = models.FloatField(default=0.1, help_text="Share of served items that are gold (0–1).")
+
+    class Rule(models.TextChoices):
+        COUNT = "count", "Count: votes_required agree, within max_votes"
+        WEIGHTED = "weighted", "Quality-weighted: posterior of the leading answer reaches the threshold"
+
+    rule = models.CharField(
+        max_length=10,
+        choices=Rule.choices,
+        default=Rule.COUNT,
+        help_text="When an item is decided. Weighted: uses each voter's gold accuracy, min_votes to max_votes.",
+    )
+    min_votes = models.PositiveSmallIntegerField(default=2, help_text="Weighted rule: fewest votes that may decide.")
+    threshold = models.FloatField(
+        default=0.99, help_text="Weighted rule: the leading answer's posterior probability that decides (0.5–1)."
+    )
     active = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -46,6 +61,14 @@ class Campaign(models.Model):
             ),
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="campaign_gold_rate_0_1"),
             models.CheckConstraint(condition=Q(attribute__in=list(VALUES)), name="campaign_attribute_known"),
+            models.CheckConstraint(condition=Q(rule__in=["count", "weighted"]), name="campaign_rule_known"),
+            models.CheckConstraint(
+                condition=Q(rule="count") | (Q(min_votes__gte=1) & Q(max_votes__gte=F("min_votes"))),
+                name="campaign_min_votes_1_to_max",
+            ),
+            models.CheckConstraint(
+                condition=Q(threshold__gte=0.5) & Q(threshold__lt=1), name="campaign_threshold_half_to_1"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -168,3 +191,59 @@ class LabelerQuality(User):
         proxy = True
         verbose_name = "labeler quality"
         verbose_name_plural = "labeler quality"
+
+
+class LabelerStanding(models.Model):
+    """One labeler's gold record (refreshed by the quality sweep) and flag. While flagged, their votes are
+    kept but count for nothing: no tally, no decision, no max_votes budget."""
+
+    class Source(models.TextChoices):
+        GOLD = "gold", "Gold accuracy"
+        ADMIN = "admin", "An admin"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="labeling_standing"
+    )
+    gold_answered = models.PositiveIntegerField(default=0)
+    gold_correct = models.PositiveIntegerField(default=0)
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    flag_source = models.CharField(max_length=10, choices=Source.choices, blank=True)
+    flag_reason = models.CharField(max_length=300, blank=True)
+    # Gold answers counted when an admin last unflagged: gold flags them again only on newer evidence.
+    cleared_gold = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(gold_correct__lte=F("gold_answered")), name="standing_correct_le_answered"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"standing of user {self.user_id}{' (flagged)' if self.flagged_at else ''}"
+
+
+class FlagEvent(models.Model):
+    """A flag or unflag, who or what did it, and what it changed: the items reopened, decided or closed."""
+
+    class Action(models.TextChoices):
+        FLAG = "flag"
+        UNFLAG = "unflag"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labeling_flag_events")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    source = models.CharField(max_length=10, choices=LabelerStanding.Source.choices)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+    votes = models.PositiveIntegerField(default=0, help_text="The labeler's live votes on real items at the time.")
+    # [{"item": id, "campaign": id, "from": "decided Dealer", "to": "open"}, ...] for items whose state changed.
+    changes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["user", "at"], name="flag_event_user_time")]
+
+    def __str__(self) -> str:
+        return f"{self.action} user {self.user_id} at {self.at:%Y-%m-%d %H:%M}"

@@ -5,10 +5,11 @@ Each costs a fixed number of queries whatever the number of campaigns, items or 
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, Q, QuerySet
+from django.db.models import Avg, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, TruncWeek
 from django.utils import timezone
 
 from labeling.models import CANT_TELL, Campaign, Item, Vote
@@ -31,6 +32,19 @@ def campaigns_with_progress(*, active_only: bool = True) -> QuerySet[Campaign]:
     if active_only:
         rows = rows.filter(active=True)
     return rows.order_by("-active", "-created_at")
+
+
+def with_work_left_for(campaigns: QuerySet[Campaign], *, user_id: int) -> QuerySet[Campaign]:
+    """Annotate ``n_left_for_me``: open real items this user has not answered (what they could still label)."""
+    left = (
+        Item.objects.filter(campaign=OuterRef("pk"), is_gold=False, status=Item.Status.OPEN)
+        .exclude(Exists(Vote.objects.live().filter(item=OuterRef("pk"), user_id=user_id)))
+        .order_by()
+        .values("campaign")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return campaigns.annotate(n_left_for_me=Coalesce(Subquery(left, output_field=IntegerField()), Value(0)))
 
 
 def progress_percent(campaign: Campaign) -> int:
@@ -133,3 +147,53 @@ def votes_for_export(*, campaign: Campaign) -> Iterator[tuple[int, int, str]]:
         .values_list("item_id", "user_id", "label")
     )
     yield from rows.iterator(chunk_size=2000)
+
+
+@dataclass(frozen=True)
+class WeekQuality:
+    week: date  # the Monday the week starts on
+    gold_answered: int
+    gold_correct: int
+    compared: int
+    agreed: int
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return smoothed(self.gold_correct, self.gold_answered) if self.gold_answered else None
+
+    @property
+    def agreement(self) -> float | None:
+        return smoothed(self.agreed, self.compared) if self.compared else None
+
+
+def quality_by_week(*, user_id: int | None = None, weeks: int = 12) -> list[WeekQuality]:
+    """Gold accuracy and agreement per week (of the vote) over the last ``weeks`` weeks, for one labeler or
+    everyone; weeks with no vote are left out. One query."""
+    since = timezone.now() - timedelta(weeks=weeks)
+    votes = Vote.objects.live().filter(created_at__gte=since)
+    if user_id is not None:
+        votes = votes.filter(user_id=user_id)
+    gold = Q(item__is_gold=True)
+    settled = Q(item__is_gold=False, item__status__in=CLOSED) & ~Q(label=CANT_TELL)
+    rows = (
+        votes.annotate(week=TruncWeek("created_at"))
+        .order_by()
+        .values("week")
+        .annotate(
+            gold_answered=Count("id", filter=gold),
+            gold_correct=Count("id", filter=gold & Q(label=F("item__gold_label"))),
+            compared=Count("id", filter=settled),
+            agreed=Count("id", filter=settled & Q(label=F("item__label"))),
+        )
+        .order_by("week")
+    )
+    return [
+        WeekQuality(
+            week=r["week"].date() if isinstance(r["week"], datetime) else r["week"],
+            gold_answered=r["gold_answered"],
+            gold_correct=r["gold_correct"],
+            compared=r["compared"],
+            agreed=r["agreed"],
+        )
+        for r in rows
+    ]

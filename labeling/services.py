@@ -17,7 +17,8 @@ from classification.models import GroundTruth, Image
 from classification.services import ground_truth_record
 from classification.vocabulary import choices_for
 from core.errors import ApplicationError
-from labeling.consensus import CONFLICT, DECIDED, consensus
+from labeling import quality
+from labeling.consensus import CONFLICT, DECIDED
 from labeling.models import CANT_TELL, Campaign, Item, Vote
 from labeling.prepared import (
     datetime_value,
@@ -133,11 +134,13 @@ def vote_record(
 _DROP_LEASE = "DELETE FROM labeling_lease WHERE item_id = %(item)s AND user_id = %(user)s"
 _READ = """
 SELECT i.status, i.label, {counts}, i.cant_tell, i.vote_count, i.top_count, i.is_gold, i.image_id,
-       i.campaign_id, c.attribute, c.votes_required, c.max_votes,
+       i.campaign_id, c.attribute, c.votes_required, c.max_votes, c.rule, c.min_votes, c.threshold,
        (SELECT v.id FROM labeling_vote v WHERE v.client_uuid = %(uuid)s),
        EXISTS (SELECT 1 FROM labeling_vote v
-               WHERE v.item_id = i.id AND v.user_id = %(user)s AND v.undone_at IS NULL)
+               WHERE v.item_id = i.id AND v.user_id = %(user)s AND v.undone_at IS NULL),
+       s.flagged_at IS NULL, s.gold_correct, s.gold_answered
 FROM labeling_item i JOIN labeling_campaign c ON c.id = i.campaign_id
+LEFT JOIN labeling_labelerstanding s ON s.user_id = %(user)s
 WHERE i.id = %(item)s
 {lock}
 """
@@ -198,7 +201,8 @@ def _vote_record(*, user, item_id, label, client_uuid, ms_to_answer, at) -> Vote
                 return replay
             raise ItemNotFound(f"no item {item_id}")
         (status, label_now, counts_text, cant_tell, vote_count, top_count, is_gold, image_id, campaign_id,
-         attribute, votes_required, max_votes, replay_id, already) = row  # fmt: skip
+         attribute, votes_required, max_votes, rule, min_votes, threshold, replay_id, already,
+         counted, gold_correct, gold_answered) = row  # fmt: skip
         item = _item_partial(
             id=item_id,
             campaign_id=campaign_id,
@@ -214,8 +218,8 @@ def _vote_record(*, user, item_id, label, client_uuid, ms_to_answer, at) -> Vote
         # The campaign's rule columns came with the lock: item_state (gold masking) reads them without a query.
         item.campaign = Campaign.from_db(
             connection.alias,
-            ["id", "attribute", "votes_required", "max_votes"],
-            [campaign_id, attribute, votes_required, max_votes],
+            ["id", "attribute", "votes_required", "max_votes", "rule", "min_votes", "threshold"],
+            [campaign_id, attribute, votes_required, max_votes, rule, min_votes, threshold],
         )
         if replay_id is not None:
             return _replay(Vote.objects.select_related("item__campaign").get(pk=replay_id), user=user)
@@ -231,11 +235,12 @@ def _vote_record(*, user, item_id, label, client_uuid, ms_to_answer, at) -> Vote
             raise AlreadyVoted("you already answered this picture", item=item)
 
         now = at or timezone.now()
-        _apply(item, label, +1)
+        if counted:  # a flagged labeler's vote is kept (the flag marks it) and counts for nothing
+            _apply(item, label, +1)
         outcome = None
-        if not item.is_gold:  # gold items measure people and never close
-            outcome = consensus(
-                counts=item.counts, cant_tell=item.cant_tell, votes_required=votes_required, max_votes=max_votes
+        if not item.is_gold and counted:  # gold items measure people and never close
+            outcome = quality.outcome_after_vote(
+                item=item, campaign=item.campaign, user_id=user.pk, label=label, gold=(gold_correct, gold_answered)
             )
             if outcome.state == DECIDED:
                 item.status, item.label, item.decided_at = Item.Status.DECIDED, outcome.label, now
@@ -328,8 +333,9 @@ def vote_undo(*, user: AbstractBaseUser, vote_ref: int | str | uuid.UUID) -> Vot
         raise UndoRefused("only your last vote can be undone", item=item, vote=vote)
     vote.undone_at = timezone.now()
     vote.save(update_fields=["undone_at"])
-    _apply(item, vote.label, -1)
-    item.save(update_fields=["counts", "cant_tell", "vote_count", "top_count"])
+    if quality.voter_counts(user_id=user.pk):  # a flagged labeler's vote was never in the tally
+        _apply(item, vote.label, -1)
+        item.save(update_fields=["counts", "cant_tell", "vote_count", "top_count"])
     return vote
 
 

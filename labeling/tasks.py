@@ -8,6 +8,7 @@ from django.db import OperationalError
 from labeling.assignment import leases_expired_delete
 from labeling.fill import FillError, campaign_fill_zip
 from labeling.models import Campaign
+from labeling.quality import standings_refresh
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,15 @@ log = logging.getLogger(__name__)
 def leases_sweep() -> int:
     """Delete expired leases (periodic; assignment already ignores them)."""
     return leases_expired_delete()
+
+
+@shared_task(name="labeling.tasks.quality_sweep")
+def quality_sweep() -> int:
+    """Recount gold answers of labelers active on gold lately and flag those below the bar (periodic).
+    The window is wider than the schedule, so a missed run loses nothing."""
+    from datetime import timedelta
+
+    return len(standings_refresh(window=timedelta(minutes=15)))
 
 
 # Worth another try: the storage or the database was briefly unreachable.

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from labeling import views
+from labeling import pwa, views
 
 app_name = "labeling"
 urlpatterns = [
@@ -13,4 +13,6 @@ urlpatterns = [
     path("conflicts/", views.conflicts, name="conflicts"),
     path("conflicts/<int:pk>/", views.adjudicate, name="adjudicate"),
     path("stats/", views.stats, name="stats"),
+    path("sw.js", pwa.service_worker, name="service-worker"),
+    path("manifest.webmanifest", pwa.manifest, name="manifest"),
 ]

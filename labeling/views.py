@@ -15,16 +15,19 @@ from core.errors import refusal_as_message
 from core.roles import is_admin, is_staff_reviewer
 from labeling import services
 from labeling.api.serializers import choices_payload
+from labeling.charts import quality_chart_svg
 from labeling.fill import FillError, advertiser_fill_available
 from labeling.forms import FillForm
 from labeling.guidelines import guidelines_html
-from labeling.models import Campaign, Item
+from labeling.models import Campaign, Item, LabelerStanding
 from labeling.selectors import (
     campaigns_with_progress,
     conflicts_pending,
     labeler_quality,
     progress_percent,
+    quality_by_week,
     votes_for_export,
+    with_work_left_for,
 )
 
 GUIDELINE_EXAMPLES_PER_LABEL = 2
@@ -33,7 +36,7 @@ GUIDELINE_EXAMPLES_SCAN = 200
 
 @permissions.page_requires(*permissions.LABELING)
 def campaign_list(request):
-    campaigns = list(campaigns_with_progress(active_only=True))
+    campaigns = list(with_work_left_for(campaigns_with_progress(active_only=True), user_id=request.user.pk))
     for campaign in campaigns:
         campaign.percent = progress_percent(campaign)
     return render(request, "labeling/campaign_list.html", {"campaigns": campaigns, "can_admin": is_admin(request.user)})
@@ -58,6 +61,10 @@ def label(request, pk: int):
         if item.image.thumbnail and len(urls) < GUIDELINE_EXAMPLES_PER_LABEL:
             urls.append(item.image.thumbnail.url)
     examples = [(names[value], url) for value in names for url in per_label.get(value, [])]
+    progress = campaigns_with_progress(active_only=False).get(pk=campaign.pk)
+    # The end screen's way on: the first other active campaign where this labeler still has pictures.
+    others = with_work_left_for(Campaign.objects.filter(active=True).exclude(pk=campaign.pk), user_id=request.user.pk)
+    next_campaign = others.filter(n_left_for_me__gt=0).order_by("-created_at").first()
     return render(
         request,
         "labeling/label.html",
@@ -67,8 +74,14 @@ def label(request, pk: int):
             "two_choices": len(campaign.choices) == 2,
             "guidelines": guidelines_html(campaign.guidelines),
             "examples": examples,
+            "progress": progress,
+            "percent": progress_percent(progress),
+            "next_campaign": next_campaign,
             "config": {
                 "campaign": campaign.pk,
+                "user": request.user.pk,
+                "serviceWorkerUrl": reverse("labeling:service-worker"),
+                "scope": reverse("labeling:campaigns"),
                 "choices": choices,
                 "nextUrl": reverse("api-campaign-next", args=[campaign.pk]),
                 "votesUrl": reverse("api-votes"),
@@ -133,6 +146,14 @@ def stats(request):
             )
         ]
     admin = is_admin(request.user)
+    # Reviewers and admins may look at any labeler's weeks (?labeler=<id>); everyone else sees their own.
+    chart_user = request.user
+    if is_staff_reviewer(request.user) and request.GET.get("labeler", "").isdigit():
+        chart_user = next((q for q in quality if q.user_id == int(request.GET["labeler"])), None) or request.user
+    chart_user_id = getattr(chart_user, "user_id", None) or chart_user.pk
+    chart_name = getattr(chart_user, "username", "")
+    weeks = quality_by_week(user_id=chart_user_id)
+    flagged_ids = set(LabelerStanding.objects.filter(flagged_at__isnull=False).values_list("pk", flat=True))
     return render(
         request,
         "labeling/stats.html",
@@ -140,9 +161,13 @@ def stats(request):
             "mine": mine,
             "leaderboard": quality[:10],
             "campaigns": campaigns,
-            "flagged": [q for q in quality if q.flagged] if admin else [],
+            # Flagged (votes excluded), and those gold already puts below the bar ahead of the next sweep.
+            "flagged": [q for q in quality if q.flagged or q.user_id in flagged_ids] if admin else [],
             "show_flags": admin,
             "can_export": is_staff_reviewer(request.user),
+            "chart": quality_chart_svg(weeks) if weeks else "",
+            "chart_name": chart_name if chart_user_id != request.user.pk else "",
+            "weeks": weeks,
         },
     )
 

@@ -1,30 +1,38 @@
-/* Spotcheck labeling screen: instant answers on a phone.
+/* Spotcheck labeling screen: instant answers on a phone, with or without a connection.
  *
- * - The next pictures are leased in small batches and preloaded, so the next one shows with no wait.
- * - Every answer gets a UUID made in the browser and goes into a queue kept in localStorage; the queue is
- *   uploaded in the background, in order, with retry and backoff. A tap never waits for the network, and a
- *   replayed answer is recognised by its UUID on the server, so nothing is lost or counted twice.
- * - Undo (Backspace) takes back the last answer: removed from the queue if not sent yet, else undone on
- *   the server (DELETE by UUID). Skip (S). Keys 1–9 answer, 0 "can't tell". Swipe on two-choice campaigns.
+ * - The next pictures are leased in small batches and preloaded, so the next one shows with no wait. The
+ *   leased items are kept on the phone (per user and campaign) and their pictures in the service worker's
+ *   cache, so the screen opens and works offline after one visit online.
+ * - Every answer gets a UUID made in the browser and goes into the signed-in user's queue
+ *   (static/js/labeling-queue.js), uploaded in the background, in order, with retry and backoff, and again
+ *   whenever the connection comes back. A tap never waits for the network; a replay is recognised by its UUID.
+ * - No accidental votes: an answer counts only once the picture is painted and has been on screen for
+ *   ARM_MS; a second tap on the same picture does nothing.
+ * - Undo (Backspace) takes back the last answer; Skip (S); keys 1–9 answer, 0 "can't tell"; swipe on
+ *   two-choice campaigns.
  */
 (function () {
   "use strict";
 
   var cfg = JSON.parse(document.getElementById("lb-config").textContent);
-  var QUEUE_KEY = "spotcheck.labeling.queue.v1";
+  var Q = window.SpotcheckQueue;
+  var user = String(cfg.user);
   var AHEAD = 3; // pictures preloaded beyond the one on screen, at least
   var BATCH = 8; // lease up to this many at once (on screen + ahead), so most answers need no lease call
   var EXCLUDE_MAX = 200;
   var BACKOFF_MAX = 30000;
+  var ARM_MS = 300; // a picture must have been painted this long before an answer counts
 
   var screen = document.getElementById("lb-screen");
   var figure = document.getElementById("lb-figure");
   var picture = document.getElementById("lb-picture");
   var empty = document.getElementById("lb-empty");
+  var emptyText = document.getElementById("lb-empty-text");
   var undoBtn = document.getElementById("lb-undo");
   var skipBtn = document.getElementById("lb-skip");
   var counterEl = document.getElementById("lb-counter");
   var syncEl = document.getElementById("lb-sync");
+  var offlineEl = document.getElementById("lb-offline");
   var toastEl = document.getElementById("lb-toast");
   var guide = document.getElementById("lb-guide");
   var choiceButtons = Array.prototype.slice.call(document.querySelectorAll(".lb-choice"));
@@ -32,8 +40,8 @@
   var buffer = []; // leased items waiting to be shown
   var current = null;
   var history = []; // answers given on this page, newest last: {item, uuid}
+  var answered = {}; // item id → true once answered on this page (until undone)
   var seen = []; // item ids this page received (held, answered or skipped): excluded from the next lease
-  var sessionCount = 0;
   var fetching = false;
   var refillTimer = null;
   var flushing = false;
@@ -41,100 +49,92 @@
   var backoff = 1000;
   var inflight = null; // the queue entries being uploaded
   var shownAt = 0;
+  var showToken = 0;
+  var armed = false;
   var toastTimer = null;
+  var signingOut = false;
+  var campaignClosed = false;
 
-  function csrfToken() {
-    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
-
-  function newUuid() {
-    if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
-    // Older browsers or a non-secure context: a version-4 UUID from getRandomValues.
-    var b = new Uint8Array(16);
-    window.crypto.getRandomValues(b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
-    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
-  }
-
-  /* ---- the upload queue (localStorage) ---- */
-  function loadQueue() {
-    try {
-      var q = JSON.parse(window.localStorage.getItem(QUEUE_KEY) || "[]");
-      return Array.isArray(q) ? q : [];
-    } catch (e) {
-      return [];
-    }
-  }
-  var queue = loadQueue();
-
-  function saveQueue() {
-    try {
-      window.localStorage.setItem(QUEUE_KEY, JSON.stringify(queue));
-    } catch (e) {
-      /* storage full or disabled: the queue still lives in memory for this page */
-    }
-    updateSync();
-  }
-
-  function updateSync() {
-    var n = queue.length;
-    screen.dataset.pending = String(n);
-    var text = n === 0 ? "All saved" : n + " waiting to upload";
-    if (n && !navigator.onLine) text += " (offline)";
-    syncEl.textContent = text;
-  }
+  var dropped = Q.dropLegacy();
+  var queue = Q.load(user);
+  var countKey = Q.countKey(user, cfg.campaign);
+  var sessionCount = Number(Q.read(window.sessionStorage, countKey, 0)) || 0;
 
   function toast(text) {
     toastEl.textContent = text;
     toastEl.hidden = false;
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(function () { toastEl.hidden = true; }, 4000);
+    toastTimer = setTimeout(function () { toastEl.hidden = true; }, 5000);
   }
 
+  function offline() { return !navigator.onLine; }
+
+  /* ---- what the phone keeps: queue, held items, session counter ---- */
+  function saveQueue() {
+    if (!signingOut) Q.save(user, queue);
+    render();
+  }
+
+  function saveHeld() {
+    if (signingOut) return;
+    var held = (current ? [current] : []).concat(buffer).map(function (item) {
+      return { id: item.id, image_url: item.image_url };
+    });
+    Q.write(window.localStorage, Q.heldKey(user, cfg.campaign), held);
+  }
+
+  function setCount(n) {
+    sessionCount = Math.max(n, 0);
+    if (!signingOut) Q.write(window.sessionStorage, countKey, sessionCount);
+    counterEl.textContent = sessionCount + " this session";
+  }
+
+  function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
+
+  /* The status line, the offline banner and the end screen, from the state above. */
+  function render() {
+    var n = queue.filter(function (op) { return op.kind === "vote"; }).length;
+    var left = buffer.length + (current ? 1 : 0);
+    screen.dataset.pending = String(queue.length);
+    screen.dataset.offline = offline() ? "1" : "0";
+    offlineEl.hidden = !offline();
+    if (offline()) {
+      syncEl.textContent = plural(n, "answer", "answers") + " waiting, " +
+        plural(left, "picture", "pictures") + " left offline";
+    } else {
+      syncEl.textContent = queue.length === 0 ? "All saved" : plural(queue.length, "answer", "answers") + " uploading…";
+    }
+    if (!current && screen.dataset.state === "empty") {
+      if (campaignClosed) emptyText.textContent = "This campaign is closed. Thank you!";
+      else if (offline()) {
+        emptyText.textContent = "You have answered every picture kept on this phone. " +
+          (n ? plural(n, "answer uploads", "answers upload") + " when the connection is back." : "Connect to get more.");
+      } else emptyText.textContent = "No more pictures for you here right now. Thank you!";
+    }
+  }
+
+  /* ---- upload ---- */
   function scheduleFlush(delay) {
     clearTimeout(flushTimer);
     flushTimer = setTimeout(flush, delay);
   }
 
-  function request(method, url, body) {
-    var opts = {
-      method: method,
-      credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
-    };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    return fetch(url, opts);
-  }
-
-  function errorCode(response) {
-    return response.json().then(
-      function (data) { return (data && data.error && data.error.code) || ""; },
-      function () { return ""; }
-    );
-  }
-
-  // Queued answers go up together (POST votes/batch/: one result per answer, each idempotent by its UUID);
-  // an undo goes alone, in its place in the queue.
+  // Queued answers go up together (Q.sendBatch: one result per answer, each idempotent by its UUID); an undo
+  // goes alone, in its place in the queue.
   var BATCH_MAX = 50;
 
   function isInflight(op) {
     return inflight !== null && inflight.indexOf(op) >= 0;
   }
 
-  function refusal(op, s, code) {
-    if (op.kind === "undo" && s === 409) toast("Too late to undo: that picture was already decided.");
-    else if (code === "item_closed") toast("That picture was decided before your answer arrived.");
-    else if (s === 400) toast("An answer was refused by the server.");
+  function refusal(op, r) {
+    if (op.kind === "undo" && r.status === 409) toast("Too late to undo: that picture was already decided.");
+    else if (r.code === "item_closed") toast("That picture was decided before your answer arrived.");
+    else toast("An answer was refused by the server.");
   }
 
   function flush() {
-    if (flushing || queue.length === 0) return;
+    if (flushing || queue.length === 0 || signingOut) return;
     flushing = true;
     var ops = [queue[0]];
     if (queue[0].kind === "vote") {
@@ -142,70 +142,96 @@
     }
     inflight = ops;
     var call = ops[0].kind === "undo"
-      ? request("DELETE", cfg.votesUrl + encodeURIComponent(ops[0].uuid) + "/")
-      : request("POST", cfg.votesUrl + "batch/", {
-          votes: ops.map(function (op) {
-            return { item: op.item, label: op.label, client_uuid: op.uuid, ms_to_answer: op.ms };
-          }),
-        });
-    call
-      .then(function (response) {
-        var s = response.status;
-        if (s === 401 || s === 403) {
-          toast("You are signed out: log in again, your answers are kept on this phone.");
-          return [];
-        }
-        if (s === 429 || s >= 500) return [];
-        if (ops[0].kind === "vote" && s === 200) {
-          return response.json().then(function (data) {
-            // 2xx recorded; 4xx the server will never accept this answer: say why and drop it.
-            return ops.filter(function (op, i) {
-              var r = data.results[i];
-              if (r.status >= 400) refusal(op, r.status, (r.error && r.error.code) || "");
-              return r.status < 500;
-            });
-          });
-        }
-        if (s >= 200 && s < 300) return ops;
-        // 4xx other than auth: the server will never accept this entry; say why and drop it.
-        return errorCode(response).then(function (code) {
-          refusal(ops[0], s, code);
-          return ops;
-        });
-      }, function () {
-        return []; // network down: keep them, try again later
-      })
-      .then(function (done) {
-        inflight = null;
-        flushing = false;
-        if (done.length) {
-          done.forEach(function (op) {
-            var i = queue.indexOf(op);
-            if (i >= 0) queue.splice(i, 1);
-          });
-          saveQueue();
-          backoff = 1000;
-          if (queue.length) flush();
-        } else {
-          updateSync();
-          scheduleFlush(backoff);
-          backoff = Math.min(backoff * 2, BACKOFF_MAX);
-        }
+      ? Q.send(ops[0], cfg.votesUrl).then(function (r) { return [r]; })
+      : Q.sendBatch(ops, cfg.votesUrl);
+    call.then(function (results) {
+      inflight = null;
+      flushing = false;
+      // Done and refused entries leave the queue (a refusal is said once); the rest waits for a retry.
+      var settled = ops.filter(function (op, i) {
+        var r = results[i];
+        if (r.outcome === "refused") refusal(op, r);
+        return r.outcome !== "retry";
       });
+      var retry = results.filter(function (r) { return r.outcome === "retry"; });
+      settled.forEach(function (op) {
+        var i = queue.indexOf(op);
+        if (i >= 0) queue.splice(i, 1);
+      });
+      if (settled.length) saveQueue();
+      if (retry.length) {
+        if (retry.some(function (r) { return r.status === 401 || r.status === 403; })) {
+          toast("You are signed out: log in again, your answers are kept on this phone.");
+        }
+        render();
+        scheduleFlush(backoff);
+        backoff = Math.min(backoff * 2, BACKOFF_MAX);
+        return;
+      }
+      backoff = 1000;
+      if (queue.length) flush();
+    });
   }
 
-  /* ---- leasing and preloading ---- */
+  /* ---- leasing, preloading, keeping pictures for offline ---- */
   function rememberSeen(id) {
     if (seen.indexOf(id) < 0) seen.push(id);
     if (seen.length > EXCLUDE_MAX) seen.shift();
   }
 
+  function queuedItems() {
+    return queue.filter(function (op) { return op.kind === "vote"; }).map(function (op) { return op.item; });
+  }
+
+  function keepForOffline(urls) {
+    if (!urls.length || !("serviceWorker" in navigator)) return;
+    navigator.serviceWorker.ready.then(function (reg) {
+      if (!reg.active) return;
+      var channel = new MessageChannel();
+      channel.port1.onmessage = function (event) {
+        screen.dataset.kept = String((Number(screen.dataset.kept) || 0) + event.data.kept);
+      };
+      reg.active.postMessage({ type: "keep-pictures", urls: urls }, [channel.port2]);
+    });
+  }
+
+  function take(items) {
+    var queued = queuedItems();
+    var urls = [];
+    items.forEach(function (item) {
+      if (seen.indexOf(item.id) >= 0 || queued.indexOf(item.id) >= 0) return;
+      rememberSeen(item.id);
+      item.preload = new Image(); // keep a reference so the decoded picture stays in memory
+      item.preload.src = item.image_url;
+      buffer.push(item);
+      urls.push(item.image_url);
+    });
+    keepForOffline(urls);
+    return urls.length;
+  }
+
+  function goEmpty() {
+    screen.dataset.state = "empty";
+    empty.hidden = false;
+    render();
+  }
+
+  function useHeld() {
+    // Offline: the items leased on an earlier visit, whose pictures the service worker kept.
+    var held = Q.read(window.localStorage, Q.heldKey(user, cfg.campaign), []);
+    return take(Array.isArray(held) ? held : []);
+  }
+
   function refill() {
-    if (fetching || buffer.length > AHEAD) return;
+    if (fetching || buffer.length > AHEAD || campaignClosed) return;
+    if (offline()) {
+      if (!current && !buffer.length) { useHeld(); if (!current) advance(false); }
+      if (!current) goEmpty();
+      return;
+    }
     fetching = true;
-    var queued = queue.filter(function (op) { return op.kind === "vote"; }).map(function (op) { return op.item; });
-    var exclude = seen.concat(queued).slice(-EXCLUDE_MAX);
-    request("POST", cfg.nextUrl, { count: BATCH - buffer.length - (current ? 1 : 0), exclude: exclude })
+    var exclude = seen.concat(queuedItems()).slice(-EXCLUDE_MAX);
+    Q.request("POST", cfg.nextUrl, { count: BATCH - buffer.length - (current ? 1 : 0), exclude: exclude })
       .then(function (response) {
         if (response.status === 404) return { items: [], closed: true }; // the campaign was closed
         if (!response.ok) throw new Error("next " + response.status);
@@ -213,62 +239,95 @@
       })
       .then(function (data) {
         fetching = false;
-        var added = 0;
-        data.items.forEach(function (item) {
-          if (seen.indexOf(item.id) >= 0 || queued.indexOf(item.id) >= 0) return;
-          rememberSeen(item.id);
-          item.preload = new Image(); // keep a reference so the decoded picture stays in memory
-          item.preload.src = item.image_url;
-          buffer.push(item);
-          added += 1;
-        });
-        if (!current) advance();
+        var added = take(data.items);
+        if (!current) advance(false);
+        saveHeld();
         if (added === 0 && !current) {
-          screen.dataset.state = "empty";
-          empty.hidden = false;
-          if (data.closed) {
-            empty.textContent = "This campaign is closed. Thank you!";
-            return;
-          }
+          campaignClosed = !!data.closed;
+          goEmpty();
+          if (campaignClosed) return;
           clearTimeout(refillTimer);
           refillTimer = setTimeout(refill, 15000); // others' leases expire; look again later
         }
       })
       .catch(function () {
         fetching = false;
+        if (!current && !buffer.length) { useHeld(); if (!current) advance(false); }
+        if (!current) goEmpty();
         clearTimeout(refillTimer);
         refillTimer = setTimeout(refill, 3000);
       });
   }
 
+  /* ---- showing a picture, and arming the answers once it is painted ---- */
+  function disarm() {
+    armed = false;
+    screen.dataset.armed = "0";
+  }
+
+  function armWhenPainted(token) {
+    function painted() {
+      if (token !== showToken) return;
+      // Two frames: the decoded picture has been composited, so the person has actually seen it.
+      requestAnimationFrame(function () {
+        requestAnimationFrame(function () {
+          setTimeout(function () {
+            if (token !== showToken) return;
+            armed = true;
+            screen.dataset.armed = "1";
+          }, ARM_MS);
+        });
+      });
+    }
+    function failed() {
+      if (token !== showToken) return;
+      toast(offline() ? "This picture is not kept on this phone; skip it or reconnect." : "The picture did not load.");
+    }
+    if (picture.complete && picture.naturalWidth > 0) painted();
+    else {
+      picture.onload = function () { picture.onload = picture.onerror = null; painted(); };
+      picture.onerror = function () { picture.onload = picture.onerror = null; failed(); };
+    }
+  }
+
   function show(item) {
     current = item;
+    showToken += 1;
+    disarm();
     if (!item) {
       screen.dataset.state = buffer.length ? "ready" : "loading";
       figure.removeAttribute("data-item-id");
+      render();
       return;
     }
     empty.hidden = true;
     screen.dataset.state = "ready";
     figure.dataset.itemId = String(item.id);
+    picture.onload = picture.onerror = null;
     picture.src = item.image_url;
     picture.classList.remove("lb-flash");
     void picture.offsetWidth; // restart the animation: a visible sign that the picture changed
     picture.classList.add("lb-flash");
     shownAt = performance.now();
+    armWhenPainted(showToken);
+    render();
   }
 
-  function advance() {
+  function advance(fetchMore) {
     show(buffer.shift() || null);
-    refill();
+    saveHeld();
+    if (fetchMore !== false) refill();
+    else if (!current && !buffer.length && screen.dataset.state !== "empty") screen.dataset.state = "loading";
   }
 
   /* ---- the three actions ---- */
   function answer(label) {
-    if (!current) return;
+    if (!current || !armed || answered[current.id]) return; // too soon, not painted, or answered already
+    disarm();
+    answered[current.id] = true;
     var entry = {
       kind: "vote",
-      uuid: newUuid(),
+      uuid: window.crypto.randomUUID ? window.crypto.randomUUID() : uuid4(),
       item: current.id,
       label: label,
       ms: Math.min(Math.round(performance.now() - shownAt), 3600000),
@@ -276,11 +335,20 @@
     queue.push(entry);
     saveQueue();
     history.push({ item: current, uuid: entry.uuid });
-    sessionCount += 1;
-    counterEl.textContent = sessionCount + " this session";
+    setCount(sessionCount + 1);
     undoBtn.disabled = false;
     advance();
     flush();
+  }
+
+  function uuid4() {
+    // Older browsers or a non-secure context: a version-4 UUID from getRandomValues.
+    var b = new Uint8Array(16);
+    window.crypto.getRandomValues(b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
   }
 
   function undo() {
@@ -296,11 +364,12 @@
       queue.push({ kind: "undo", uuid: last.uuid });
     }
     saveQueue();
-    sessionCount -= 1;
-    counterEl.textContent = sessionCount + " this session";
+    delete answered[last.item.id];
+    setCount(sessionCount - 1);
     undoBtn.disabled = history.length === 0;
     if (current) buffer.unshift(current);
     show(last.item);
+    saveHeld();
     flush();
   }
 
@@ -309,7 +378,7 @@
     // Give the lease back so someone else can answer it now, not in ten minutes. Best effort: if it fails
     // (offline), the lease simply expires; this page never asks for the item again (it is in "seen").
     var leaseUrl = cfg.leaseUrl.replace("/0/", "/" + current.id + "/");
-    request("DELETE", leaseUrl).catch(function () {});
+    Q.request("DELETE", leaseUrl).catch(function () {});
     advance();
   }
 
@@ -326,7 +395,7 @@
 
   var realChoices = cfg.choices.filter(function (c) { return c.value !== "cant_tell"; });
   document.addEventListener("keydown", function (event) {
-    if (guide.open || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (guide.open || event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
     var tag = (event.target && event.target.tagName) || "";
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
     if (event.key >= "1" && event.key <= "9") {
@@ -358,11 +427,36 @@
     }, { passive: true });
   }
 
-  window.addEventListener("online", function () { backoff = 1000; updateSync(); flush(); refill(); });
-  window.addEventListener("offline", updateSync);
+  // Sign-out (static/js/session.js) decides about the queue; from then on this page must not write it back.
+  document.addEventListener("spotcheck:signout", function () { signingOut = true; clearTimeout(flushTimer); });
+  document.addEventListener("spotcheck:signout-cancelled", function () {
+    signingOut = false;
+    queue = Q.load(user);
+    saveQueue();
+    flush();
+  });
+  window.addEventListener("online", function () { backoff = 1000; render(); flush(); refill(); });
+  window.addEventListener("offline", render);
+  document.addEventListener("visibilitychange", function () { if (!document.hidden && queue.length) flush(); });
   setInterval(function () { if (queue.length) flush(); }, 10000);
 
-  updateSync();
+  if ("serviceWorker" in navigator && cfg.serviceWorkerUrl) {
+    navigator.serviceWorker.register(cfg.serviceWorkerUrl, { scope: cfg.scope }).catch(function () {});
+    navigator.serviceWorker.ready.then(function (reg) {
+      // This page and the campaign list (the installed app's start page), for when it opens offline.
+      if (reg.active && !offline()) {
+        reg.active.postMessage({ type: "keep-pages", urls: [window.location.pathname, cfg.scope] });
+      }
+    });
+    var examples = Array.prototype.map.call(document.querySelectorAll(".lb-examples img"), function (img) {
+      return img.getAttribute("src");
+    });
+    keepForOffline(examples);
+  }
+
+  setCount(sessionCount);
+  if (dropped) toast(plural(dropped, "answer", "answers") + " kept by an older version of this app could not be told apart by person and were discarded.");
+  render();
   flush(); // answers left from an earlier visit
   refill();
 })();

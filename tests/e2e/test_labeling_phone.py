@@ -48,6 +48,9 @@ def _lease_gone(user, item_id: int, timeout: float = 10.0) -> bool:
     return True
 
 
+ARMED = "document.getElementById('lb-screen').dataset.armed === '1'"
+
+
 def _live_votes(user) -> dict[int, str]:
     from labeling.models import Vote
 
@@ -79,6 +82,7 @@ def test_phone_labeler_answers_offline_and_undoes_and_the_server_holds_exactly_t
     order: list[int] = []
 
     def answer(n: int) -> None:
+        page.wait_for_function(ARMED)  # answers count once the picture has been painted for a moment
         item_id = int(figure.get_attribute("data-item-id"))
         label = LABELS[n % 3]
         page.get_by_role("button", name=label, exact=False).first.tap()
@@ -146,21 +150,26 @@ def test_desktop_keys_answer_skip_and_undo_and_swipe_answers_two_choice_campaign
     def wait_change(old: int) -> None:
         page.wait_for_function("id => document.getElementById('lb-figure').dataset.itemId !== String(id)", arg=old)
 
+    def press(key: str) -> None:
+        page.wait_for_function(ARMED)
+        page.keyboard.press(key)
+
     first = current()
-    page.keyboard.press("1")  # "yes" (banner)
+    press("1")  # "yes" (banner)
     wait_change(first)
     second = current()
-    page.keyboard.press("s")  # skip: no vote, and the lease goes back to the crowd
+    press("s")  # skip: no vote, and the lease goes back to the crowd
     wait_change(second)
     assert _lease_gone(user, second)
     third = current()
-    page.keyboard.press("0")  # can't tell
+    press("0")  # can't tell
     wait_change(third)
     page.keyboard.press("Backspace")  # undo the can't tell
     assert current() == third
-    page.keyboard.press("2")  # "no"
+    press("2")  # "no"
     wait_change(third)
     fourth = current()
+    page.wait_for_function(ARMED)
     box = figure.bounding_box()
     y = box["y"] + box["height"] / 2
     page.evaluate(

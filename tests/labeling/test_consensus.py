@@ -4,7 +4,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeling.consensus import CONFLICT, DECIDED, OPEN, consensus, lease_capacity, lease_capacity_sql
+from labeling.consensus import (
+    CONFLICT,
+    DECIDED,
+    OPEN,
+    WEIGHTED,
+    Rule,
+    consensus,
+    lease_capacity,
+    lease_capacity_sql,
+)
 
 
 @pytest.mark.parametrize(
@@ -85,6 +94,55 @@ def test_the_assignment_query_computes_the_same_lease_capacity(counts, cant_tell
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {sql}", {"top": top, "total": total, "r": required, "m": max_votes})
         assert cursor.fetchone()[0] == capacity
+
+
+# The weighted rule: (counts, cant tell, min_votes, max_votes, capacity). Phone's room max(min_votes - top, 1),
+# capped by the answers left before the item closes at max_votes whatever they are.
+WEIGHTED_CAPACITY_CASES = [
+    ({}, 0, 2, 9, 2),
+    ({}, 0, 3, 9, 3),
+    ({"Dealer": 1}, 0, 2, 9, 1),  # one more may decide
+    ({"Dealer": 3, "Stock": 3}, 0, 2, 9, 1),  # past min_votes: at least one
+    ({"Dealer": 1, "Stock": 1}, 0, 4, 4, 2),  # 2 answers left before max_votes
+    ({"Dealer": 1, "Stock": 1}, 1, 4, 4, 1),  # can't tell counts toward max_votes
+    ({"Dealer": 1}, 0, 5, 3, 2),  # min_votes is never read past max_votes
+]
+
+
+@pytest.mark.parametrize(("counts", "cant_tell", "min_votes", "max_votes", "capacity"), WEIGHTED_CAPACITY_CASES)
+def test_weighted_lease_capacity_never_exceeds_the_answers_left_before_max_votes(
+    counts, cant_tell, min_votes, max_votes, capacity
+):
+    total = sum(counts.values()) + cant_tell
+    top = max(counts.values(), default=0)
+    rule = Rule(mode=WEIGHTED, votes_required=5, max_votes=max_votes, n_labels=3, min_votes=min_votes)
+    assert rule.lease_capacity(top=top, total=total) == capacity
+    assert 1 <= capacity <= max_votes - total
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("counts", "cant_tell", "min_votes", "max_votes", "capacity"), WEIGHTED_CAPACITY_CASES)
+def test_the_assignment_query_computes_the_same_weighted_lease_capacity(
+    counts, cant_tell, min_votes, max_votes, capacity
+):
+    from django.db import connection
+
+    total = sum(counts.values()) + cant_tell
+    top = max(counts.values(), default=0)
+    sql = lease_capacity_sql(
+        top="%(top)s", total="%(total)s", votes_required="%(r)s", max_votes="%(m)s", weighted=True, min_votes="%(n)s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", {"top": top, "total": total, "r": 5, "m": max_votes, "n": min_votes})
+        assert cursor.fetchone()[0] == capacity
+
+
+def test_the_count_rules_capacity_through_rule_is_the_default_one():
+    for counts, cant_tell, required, max_votes, capacity in CAPACITY_CASES:
+        total = sum(counts.values()) + cant_tell
+        top = max(counts.values(), default=0)
+        rule = Rule(mode="count", votes_required=required, max_votes=max_votes, n_labels=3, min_votes=1)
+        assert rule.lease_capacity(top=top, total=total) == capacity
 
 
 @settings(max_examples=300, deadline=None)

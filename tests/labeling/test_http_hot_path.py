@@ -203,3 +203,71 @@ def test_next_reads_a_bounded_number_of_items_whatever_the_callers_history_expla
             read += _item_rows_read(plan)
     # The window's in-progress items (twice: its id list and the rows) and the fresh items it leases.
     assert read <= 2 * assignment.WINDOW + 8
+
+
+# --- The phone's rule and flags on the same hot path (issue 13 merged into issue 14's) ----------------------
+
+
+@pytest.mark.django_db
+def test_a_weighted_item_is_leased_only_to_as_many_as_can_answer_before_max_votes(labelers):
+    # Phone's room alone (max(min_votes - top, 1) = 3) would lease it to 3; only 2 answers are left.
+    campaign = CampaignFactory(rule="weighted", votes_required=3, min_votes=4, max_votes=4, gold_rate=0.0)
+    item = ItemFactory(campaign=campaign)
+    voters, waiting = labelers(2), labelers(3, prefix="w")
+    for person, label in zip(voters, ["Dealer", "Stock"], strict=True):
+        vote_record(user=person, item_id=item.pk, label=label, client_uuid=uuid.uuid4())
+    served = [len(items_next(user=person, campaign=campaign, count=1)) for person in waiting]
+    assert served == [1, 1, 0]
+
+
+@pytest.mark.django_db
+def test_next_on_a_weighted_campaign_costs_the_same_queries(labeler, django_assert_max_num_queries):
+    campaign = CampaignFactory(rule="weighted", min_votes=2, gold_rate=0.0)
+    items = [ItemFactory(campaign=campaign) for _ in range(8)]
+    client = token_client(labeler)
+    client.post("/api/v1/votes/", answer(items[0]), format="json")
+    with django_assert_max_num_queries(7):  # as test_next_through_the_api_costs_a_fixed_number_of_queries...
+        response = client.post(f"/api/v1/campaigns/{campaign.pk}/next/", {"count": 4}, format="json")
+    assert len(response.json()["items"]) == 4
+
+
+@pytest.mark.django_db
+def test_a_flagged_labelers_vote_costs_the_same_queries_and_is_not_counted(labelers, django_assert_max_num_queries):
+    from labeling.quality import labeler_flag
+
+    campaign = CampaignFactory(votes_required=2, max_votes=3)
+    items = [ItemFactory(campaign=campaign) for _ in range(2)]
+    bad = labelers(1)[0]
+    client = token_client(bad)
+    client.post("/api/v1/votes/", answer(items[0]), format="json")
+    labeler_flag(user=bad, source="admin")
+    # Whether the voter counts is read in the locking statement: no query more than any vote.
+    with django_assert_max_num_queries(4 if is_postgres() else 6):
+        assert client.post("/api/v1/votes/", answer(items[1]), format="json").status_code == 201
+    assert Item.objects.get(pk=items[1].pk).vote_count == 0
+
+
+@pytest.mark.django_db
+def test_a_vote_on_a_weighted_campaign_also_reads_its_voters_gold_accuracy(labelers, django_assert_max_num_queries):
+    campaign = CampaignFactory(rule="weighted", min_votes=2, max_votes=5)
+    items = [ItemFactory(campaign=campaign) for _ in range(3)]
+    first, second = (token_client(user) for user in labelers(2))
+    first.post("/api/v1/votes/", answer(items[0]), format="json")
+    second.post("/api/v1/votes/", answer(items[1]), format="json")
+    # The count rule's figures plus one: the gold records of the item's other counted voters (the weighted rule
+    # needs each voter's accuracy; the caller's own comes with the item's lock; the count rule reads the tally).
+    with django_assert_max_num_queries(5 if is_postgres() else 7):
+        assert first.post("/api/v1/votes/", answer(items[2]), format="json").status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_flagged_labeler_is_never_served_an_unvoted_looking_item_they_already_answered(labelers):
+    from labeling.quality import labeler_flag
+
+    campaign = CampaignFactory(gold_rate=0.0)
+    answered, fresh = ItemFactory(campaign=campaign), ItemFactory(campaign=campaign)
+    bad = labelers(1)[0]
+    labeler_flag(user=bad, source="admin")
+    vote_record(user=bad, item_id=answered.pk, label="Dealer", client_uuid=uuid.uuid4())
+    assert Item.objects.get(pk=answered.pk).vote_count == 0  # kept, not counted: it looks fresh
+    assert [a.item.pk for a in items_next(user=bad, campaign=campaign, count=5)] == [fresh.pk]

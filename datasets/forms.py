@@ -124,5 +124,5 @@ class TrainForm(forms.Form):
     attribute = forms.ChoiceField(choices=Attribute.choices, help_text="Trained on all of its ground truth")
     candidates = forms.IntegerField(min_value=4, max_value=8, initial=6, label="Candidates")
     promote_if_better = forms.BooleanField(
-        required=False, initial=True, label="Promote the best if it beats the active model"
+        required=False, initial=True, label="Make the best one active if it beats the active model on the test split"
     )

@@ -1,5 +1,5 @@
-"""Reads of the Models page that need care: drift of the active models on ground truth newer than their
-training data, a bounded number of queries whatever the number of labels."""
+"""Reads of the Models page that need care: drift of the serving model on ground truth newer than its
+training data, in one query whatever the number of labels."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import datetime
 from django.db.models import Count, F, OuterRef, Q, Subquery
 
 from classification.models import GroundTruth, ModelVersion, Prediction
-from classification.vocabulary import ML_ATTRIBUTES
 
 
 def _trained_until(version: ModelVersion) -> datetime | None:
@@ -19,50 +18,49 @@ def _trained_until(version: ModelVersion) -> datetime | None:
         return None
 
 
-def _accuracy(rows) -> dict:
-    counts = rows.aggregate(n=Count("pk"), correct=Count("pk", filter=Q(value=F("predicted"))))
-    n = counts["n"] or 0
-    return {"n": n, "accuracy": counts["correct"] / n if n else None}
-
-
-def drift_of_active() -> list[dict]:
-    """Per active version and attribute: its accuracy on ground truth recorded after its training snapshot
-    ("newer") beside ground truth up to it ("older"), judged on the predictions that version made.
+def drift_of(version: ModelVersion | None) -> list[dict]:
+    """Per attribute: the version's accuracy on ground truth recorded after its training snapshot ("newer")
+    beside ground truth up to it ("older"), judged on the predictions that version made, and the change.
 
     Advertiser fixes are left out (they hold for one advertiser only). A version with no training snapshot
-    (builtin, shipped defaults) has only "newer": all ground truth is newer than what it was built from.
-    Two queries per (version, attribute).
+    (builtin, shipped default heads) has only "newer": all ground truth is newer than what it was built from.
+    One query.
     """
+    if version is None:
+        return []
+    since = _trained_until(version)
+    predicted = Prediction.objects.filter(
+        image=OuterRef("image"), attribute=OuterRef("attribute"), model_version=version
+    ).values("value")[:1]
+    newer = Q(created_at__gt=since) if since else Q()
+    older = Q(created_at__lte=since) if since else Q(pk__in=[])
+    right = Q(value=F("predicted"))
+    rows = (
+        GroundTruth.objects.exclude(source=GroundTruth.Source.ADVERTISER_FIX)
+        .annotate(predicted=Subquery(predicted))
+        .exclude(predicted=None)
+        .values("attribute")
+        .annotate(
+            n_newer=Count("pk", filter=newer),
+            right_newer=Count("pk", filter=newer & right),
+            n_older=Count("pk", filter=older),
+            right_older=Count("pk", filter=older & right),
+        )
+        .order_by("attribute")
+    )
     result = []
-    for version in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("backend"):
-        heads = (version.params or {}).get("heads") or {}
-        attributes = list(dict.fromkeys([*ML_ATTRIBUTES, *heads])) if heads else list(ML_ATTRIBUTES)
-        since = _trained_until(version)
-        for attribute in attributes:
-            predicted = Prediction.objects.filter(
-                image=OuterRef("image"), attribute=attribute, model_version=version
-            ).values("value")[:1]
-            rows = (
-                GroundTruth.objects.filter(attribute=attribute)
-                .exclude(source=GroundTruth.Source.ADVERTISER_FIX)
-                .annotate(predicted=Subquery(predicted))
-                .exclude(predicted=None)
-            )
-            newer = _accuracy(rows.filter(created_at__gt=since) if since else rows)
-            older = _accuracy(rows.filter(created_at__lte=since)) if since else {"n": 0, "accuracy": None}
-            change = (
-                newer["accuracy"] - older["accuracy"]
-                if newer["accuracy"] is not None and older["accuracy"] is not None
-                else None
-            )
-            result.append(
-                {
-                    "version": version,
-                    "attribute": attribute,
-                    "since": since,
-                    "newer": newer,
-                    "older": older,
-                    "change": change,
-                }
-            )
+    for row in rows:
+        newer_accuracy = row["right_newer"] / row["n_newer"] if row["n_newer"] else None
+        older_accuracy = row["right_older"] / row["n_older"] if row["n_older"] else None
+        change = newer_accuracy - older_accuracy if None not in (newer_accuracy, older_accuracy) else None
+        result.append(
+            {
+                "version": version,
+                "attribute": row["attribute"],
+                "since": since,
+                "newer": {"n": row["n_newer"], "accuracy": newer_accuracy},
+                "older": {"n": row["n_older"], "accuracy": older_accuracy},
+                "change": change,
+            }
+        )
     return result

@@ -1,5 +1,6 @@
 """HTML pages for admins: dataset exports (/datasets/) and model quality (/models/). Anyone else gets 404."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -120,7 +121,7 @@ def models(request):
             "search_form": SearchForm(),
             "train_form": TrainForm(),
             "runs": runs,
-            "drift": selectors.drift_of_active(),
+            "drift": selectors.drift_of(_serving(versions)),
             "advertiser_accuracy": _advertiser_accuracy(versions),
             "recent_exports": DatasetExport.objects.filter(status=JobStatus.DONE, evaluations__isnull=False)
             .distinct()
@@ -128,6 +129,12 @@ def models(request):
             "refresh": _busy([*(s.status for s in searches), *(r.status for r in runs)]),
         },
     )
+
+
+def _serving(versions) -> ModelVersion | None:
+    """The active version of the configured backend: the one answering requests."""
+    backend = settings.SPOTCHECK_CLASSIFIER_BACKEND
+    return next((v for v in versions if v.backend == backend and v.status == ModelVersion.Status.ACTIVE), None)
 
 
 def _advertiser_accuracy(versions) -> list[dict]:

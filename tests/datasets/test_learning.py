@@ -290,3 +290,35 @@ def test_a_candidate_replaces_the_active_model_only_when_it_does_better_on_the_s
     assert beats({"accuracy": 0.98, "balanced_accuracy": 0.97, "nll": 0.05}, active)
     assert not beats({"accuracy": 0.98, "balanced_accuracy": 0.97, "nll": 0.10}, active)
     assert not beats({"accuracy": 0.98, "balanced_accuracy": 0.97, "nll": 0.05}, {**active, "nll": None})
+
+
+@pytest.mark.django_db
+def test_drift_compares_the_serving_model_on_ground_truth_newer_than_its_training_snapshot(make_image):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from classification.models import Prediction
+    from datasets.selectors import drift_of
+
+    snapshot = timezone.now() - timedelta(days=1)
+    version = ModelVersion.objects.create(
+        name="learned-x", backend="learned", params={"trained_on": {"snapshot_at": snapshot.isoformat()}}
+    )
+    for i, (said, truth, days_ago) in enumerate(
+        [("Dealer", "Dealer", 3), ("Stock", "Stock", 2), ("Dealer", "Stock", 0), ("Dealer", "Dealer", 0)]
+    ):
+        image = make_image(name=f"drift-{i}")
+        Prediction.objects.create(image=image, attribute="image_type", value=said, score=0.9, model_version=version)
+        GroundTruth.objects.create(
+            image=image,
+            attribute="image_type",
+            value=truth,
+            source="consensus",
+            created_at=timezone.now() - timedelta(days=days_ago),
+        )
+
+    (row,) = drift_of(version)
+
+    assert (row["older"], row["newer"]) == ({"n": 2, "accuracy": 1.0}, {"n": 2, "accuracy": 0.5})
+    assert row["change"] == -0.5

@@ -302,6 +302,7 @@ CELERY_TASK_ROUTES.update(
     {
         "sitemaps.tasks.scrape_classify": {"queue": "fetch"},
         "sitemaps.tasks.scrape_chunk_classify": {"queue": "fetch"},
+        "sitemaps.tasks.scrape_pictures_classify": {"queue": "classify"},
         "sitemaps.tasks.fix_deliver": {"queue": "default"},
         "sitemaps.tasks.fixes_undelivered_resend": {"queue": "default"},
         "sitemaps.tasks.scrapes_stalled_resume": {"queue": "default"},
@@ -333,12 +334,10 @@ SPOTCHECK_HTTP_CLASSIFIER_URL = env_str("SPOTCHECK_HTTP_CLASSIFIER_URL", "")
 SPOTCHECK_HTTP_CLASSIFIER_MODEL = env_str("SPOTCHECK_HTTP_CLASSIFIER_MODEL", "image_type")
 SPOTCHECK_HTTP_CLASSIFIER_TIMEOUT = env_float("SPOTCHECK_HTTP_CLASSIFIER_TIMEOUT", 10.0)
 SPOTCHECK_REKOGNITION_REGION = env_str("SPOTCHECK_REKOGNITION_REGION", "") or env_str("AWS_DEFAULT_REGION", "")
-# Downloads on the fetch queue (I/O bound, many per worker), decoding and classifying on the classify
-# queue (CPU bound, one per core).
+# Decoding and classifying on the classify queue (CPU bound, one process per core); downloads run on the
+# fetch queue (sitemaps' chunks) or in the API request.
 CELERY_TASK_ROUTES.update(
     {
-        "classification.urls_classify_batch": {"queue": "fetch"},
-        "classification.urls_classify_chunk": {"queue": "fetch"},
         "classification.image_classify": {"queue": "classify"},
         "classification.image_reclassify": {"queue": "classify"},
     }

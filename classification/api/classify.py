@@ -1,4 +1,5 @@
-"""POST /api/v1/classify/: one URL or a batch, classified now (downloads in parallel)."""
+"""POST /api/v1/classify/: one URL or a batch, classified now: downloads in parallel in the request, new
+pictures decoded and classified on the classify queue (``classification.dispatch``)."""
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -7,7 +8,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classification.services import urls_classify
+from classification.dispatch import urls_classify_queued
 from core.roles import is_staff_reviewer
 
 
@@ -74,5 +75,6 @@ class ClassifyView(APIView):
         if advertiser and not is_staff_reviewer(request.user):
             raise PermissionDenied("Only staff may ask for an advertiser's view.")
         urls = [data["url"]] if "url" in data else data["urls"]
-        outcomes = urls_classify(urls=urls, advertiser=advertiser, deadline=settings.SPOTCHECK_CLASSIFY_API_DEADLINE)
+        deadline = settings.SPOTCHECK_CLASSIFY_API_DEADLINE
+        outcomes = urls_classify_queued(urls=urls, advertiser=advertiser, deadline=deadline)
         return Response({"results": [o.as_result() for o in outcomes]})

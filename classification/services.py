@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from classification import cache, imaging
@@ -229,42 +231,12 @@ def _cache_refresh(image_ids: list[int]) -> None:
         logger.warning("cache refresh failed for %s pictures: %s", len(image_ids), exc)
 
 
-def _image_store(*, sha256: str, byte_size: int, analysis: Analysis, version: ModelVersion) -> tuple[Image, bool]:
-    """Create (or complete) the picture for ``sha256``; returns it and whether predictions were written now."""
-    with transaction.atomic():
-        image, created = Image.objects.get_or_create(
-            sha256=sha256,
-            defaults={
-                "width": analysis.width,
-                "height": analysis.height,
-                "format": analysis.format,
-                "byte_size": byte_size,
-                "phash": imaging.phash_to_db(analysis.phash),
-            },
-        )
-        if not created:
-            image = Image.objects.select_for_update().get(pk=image.pk)
-            if image.classified_at is not None:
-                return image, False  # someone classified it meanwhile: a known picture is never re-classified
-        if not image.thumbnail:
-            image.thumbnail.save(_thumbnail_name(sha256), ContentFile(analysis.thumbnail), save=False)
-        if image.phash is None:
-            image.phash = imaging.phash_to_db(analysis.phash)
-        classified = analysis.values is not None
-        if classified:
-            _predictions_write(image=image, values=analysis.values, version=version)
-            image.classified_at = timezone.now()
-        image.save()
-    if classified:
-        _cache_refresh([image.pk])
-    return image, classified
-
-
 def image_from_bytes(*, data: bytes, url: str = "") -> Image:
     """The picture for these bytes, classified once: a known SHA-256 is never classified again.
 
     Stores thumbnail, perceptual hash and predictions (each naming its ModelVersion); with ``url``, records
     the URL's ImageSource. Raises ImageRejected (``.reason`` a FetchError value) for bytes we refuse.
+    A new picture costs one lookup, the active version, one INSERT and one bulk INSERT of predictions.
     """
     sha256 = hashlib.sha256(data).hexdigest()
     image = Image.objects.filter(sha256=sha256).first()
@@ -276,9 +248,46 @@ def image_from_bytes(*, data: bytes, url: str = "") -> Image:
             if url:
                 _sources_record([_SourceUpdate(url=url, error=exc.reason, status=None)])
             raise
-        image, _ = _image_store(sha256=sha256, byte_size=len(data), analysis=analysis, version=version)
+        created = _image_create(sha256=sha256, byte_size=len(data), analysis=analysis, version=version)
+        if created is None:  # it exists (unclassified, or a concurrent caller inserted it first)
+            image = Image.objects.get(sha256=sha256)
+            if image.classified_at is None:
+                _analyses_store(analyses={image: analysis}, version=version)
+                image.refresh_from_db()
+        else:
+            image = created
     if url:
         _sources_record([_SourceUpdate(url=url, image_id=image.pk, status=None)])
+    return image
+
+
+def _image_create(*, sha256: str, byte_size: int, analysis: Analysis, version: ModelVersion) -> Image | None:
+    """Insert a new picture with its predictions in one transaction; None when the SHA-256 is taken.
+
+    Nobody can have read a cache entry for a picture that did not exist, so none is refreshed."""
+    now = timezone.now()
+    classified = analysis.values is not None
+    image = Image(
+        sha256=sha256,
+        width=analysis.width,
+        height=analysis.height,
+        format=analysis.format,
+        byte_size=byte_size,
+        phash=imaging.phash_to_db(analysis.phash),
+        classified_at=now if classified else None,
+        created_at=now,
+    )
+    # Losing a race to a concurrent insert leaves this thumbnail file unreferenced: rare and harmless.
+    image.thumbnail.save(_thumbnail_name(sha256), ContentFile(analysis.thumbnail), save=False)
+    try:
+        with transaction.atomic():
+            image.save(force_insert=True)
+            if classified:
+                Prediction.objects.bulk_create(
+                    _prediction_rows(image=image, values=analysis.values, version=version, at=now)
+                )
+    except IntegrityError:
+        return None
     return image
 
 
@@ -300,12 +309,49 @@ class _SourceUpdate:
     content_length: int | None = None
 
 
-def _sources_record(updates: list[_SourceUpdate], existing: dict[str, ImageSource] | None = None) -> None:
+@dataclass(slots=True)
+class _Known:
+    """What is stored about a URL, read as plain values (a re-check of thousands builds no model objects)."""
+
+    image_id: int | None
+    etag: str
+    last_modified: str
+    content_length: int | None
+    check_count: int
+    created_at: datetime
+    sha256: str | None  # of its picture
+    classified_at: datetime | None  # of its picture
+
+
+def _sources_known(hashes: list[str]) -> dict[str, _Known]:
+    rows = ImageSource.objects.filter(url_hash__in=hashes).values_list(
+        "url_hash",
+        "image_id",
+        "etag",
+        "last_modified",
+        "content_length",
+        "check_count",
+        "created_at",
+        "image__sha256",
+        "image__classified_at",
+    )
+    return {row[0]: _Known(*row[1:]) for row in rows}
+
+
+def _sources_rechecked(hashes: list[str]) -> None:
+    """URLs answered 304 with the validators we hold: one UPDATE for the batch, nothing else changes."""
+    if hashes:
+        ImageSource.objects.filter(url_hash__in=hashes).update(
+            last_status=304, error="", last_checked_at=timezone.now(), check_count=F("check_count") + 1
+        )
+
+
+def _sources_record(updates: list[_SourceUpdate], existing: dict[str, _Known] | None = None) -> None:
     """Upsert the sources of a batch in one statement (validators kept unless the answer gave new ones)."""
     if not updates:
         return
     if existing is None:
-        existing = {s.url_hash: s for s in ImageSource.objects.filter(url_hash__in=[url_hash(u.url) for u in updates])}
+        existing = _sources_known([url_hash(u.url) for u in updates])
     now = timezone.now()
     rows = {}
     for u in updates:
@@ -379,8 +425,19 @@ def _download(url: str, etag: str, last_modified: str, ends_at: float | None = N
     return _Download(fetched=fetched, sha256=sha)
 
 
-def _pool(size: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(1, min(size, settings.SPOTCHECK_FETCH_CONCURRENCY)))
+_pools = threading.local()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The calling thread's download pool, kept between batches (starting threads per batch cost more than
+    a batch of 304s); ``SPOTCHECK_FETCH_CONCURRENCY`` downloads at most at a time per calling thread."""
+    size = max(1, settings.SPOTCHECK_FETCH_CONCURRENCY)
+    pool = getattr(_pools, "pool", None)
+    if pool is None or pool._max_workers != size:  # the executor's own size, read only
+        if pool is not None:
+            pool.shutdown(wait=False)
+        pool = _pools.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="spotcheck-download")
+    return pool
 
 
 def urls_check(*, urls: list[str], deadline: float | None = None) -> dict[str, UrlCheck]:
@@ -397,23 +454,21 @@ def urls_check(*, urls: list[str], deadline: float | None = None) -> dict[str, U
     checks = {u: UrlCheck(url=u) for u in unique}
     if not unique:
         return checks
-    sources = {
-        s.url_hash: s
-        for s in ImageSource.objects.filter(url_hash__in=[url_hash(u) for u in unique]).select_related("image")
-    }
+    hashes = {u: url_hash(u) for u in unique}
+    sources = _sources_known(list(hashes.values()))
 
     def validators(url: str) -> tuple[str, str]:
-        source = sources.get(url_hash(url))
+        source = sources.get(hashes[url])
         # Only a URL whose picture we hold can be answered by a 304.
-        if source is None or source.image is None or source.image.classified_at is None:
+        if source is None or source.image_id is None or source.classified_at is None:
             return "", ""
         return source.etag, source.last_modified
 
-    with _pool(len(unique)) as pool:
-        ends_at = time.monotonic() + deadline if deadline is not None else None
-        downloads = dict(zip(unique, pool.map(lambda u: _download(u, *validators(u), ends_at), unique), strict=True))
+    ends_at = time.monotonic() + deadline if deadline is not None else None
+    downloads = dict(zip(unique, _pool().map(lambda u: _download(u, *validators(u), ends_at), unique), strict=True))
 
     updates: list[_SourceUpdate] = []
+    rechecked: list[str] = []
     bodies: dict[str, bytes] = {}
     for url, d in downloads.items():
         check = checks[url]
@@ -425,13 +480,16 @@ def urls_check(*, urls: list[str], deadline: float | None = None) -> dict[str, U
         fetched = d.fetched
         check.status = fetched.status
         if fetched.not_modified:
-            source = sources.get(url_hash(url))
-            if source is None or source.image is None or not any(validators(url)):
+            source = sources.get(hashes[url])
+            if source is None or source.image_id is None or not any(validators(url)):
                 # A 304 to a request without validators is a broken (or hostile) server, not a hit.
                 check.error, check.status = "http_304", 304
                 updates.append(_SourceUpdate(url=url, status=304, error=check.error))
                 continue
-            check.image_id, check.sha256 = source.image_id, source.image.sha256
+            check.image_id, check.sha256 = source.image_id, source.sha256
+            if (fetched.etag or source.etag, fetched.last_modified or source.last_modified) == validators(url):
+                rechecked.append(hashes[url])
+                continue
             updates.append(
                 _SourceUpdate(
                     url=url,
@@ -469,6 +527,7 @@ def urls_check(*, urls: list[str], deadline: float | None = None) -> dict[str, U
                 content_length=fetched.content_length,
             )
         )
+    _sources_rechecked(rechecked)
     _sources_record(updates, existing=sources)
     return checks
 

@@ -671,11 +671,12 @@ def _analyses_store(*, analyses: dict[Image, Analysis], version: ModelVersion) -
 
 def _images_reject(*, rejected: dict[Image, str]) -> None:
     """Bytes that passed the header check but do not decode: the picture goes (as if never stored), its
-    URLs keep the reason and lose their validators, its staged bytes are dropped."""
+    URLs keep the reason and lose their validators, its staged bytes are dropped. Only a picture that was
+    never decoded goes (no thumbnail: nothing can have shown, fixed or labelled it)."""
     with transaction.atomic():
         for image, reason in rejected.items():
             ImageSource.objects.filter(image_id=image.pk).update(image=None, error=reason, etag="", last_modified="")
-        Image.objects.filter(pk__in=[i.pk for i in rejected], classified_at__isnull=True).delete()
+        Image.objects.filter(pk__in=[i.pk for i in rejected], classified_at__isnull=True, thumbnail="").delete()
     for image in rejected:
         path = _original_path(image.sha256)
         if default_storage.exists(path):

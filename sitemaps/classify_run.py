@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 
 from classification import services as classification_services
@@ -121,19 +121,38 @@ def scrape_pictures_classify(*, scrape_id: int, pictures: list[tuple[int, list[i
 
 def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:
     """Move rows out of "pending" and count them in the Scrape row, in one transaction; a row is counted
-    only by the statement that moves it, so a chunk run twice counts once. Fixes follow done rows."""
+    only by the statement that moves it, so a chunk run twice counts once. Fixes follow done rows.
+
+    ``groups``: ("done", image_id, from_cache) or ("failed", reason) → row ids. Done rows are moved by one
+    UPDATE per kind (from cache or classified now) naming each row's picture, not one per picture.
+    """
     done = from_cache = failed = 0
     classified: list[int] = []
+    done_images: dict[bool, dict[int, int]] = {True: {}, False: {}}
+    for key, ids in groups.items():
+        if key[0] == "done":
+            done_images[key[2]].update(dict.fromkeys(ids, key[1]))
     with transaction.atomic():
+        for cached, images in done_images.items():
+            if not images:
+                continue
+            pending = VehicleImage.objects.filter(
+                id__in=list(images), scrape_id=scrape_id, status=VehicleImage.Status.PENDING
+            )
+            moved = pending.update(
+                status=VehicleImage.Status.DONE,
+                error="",
+                image_id=Case(*(When(id=row, then=Value(image)) for row, image in images.items())),
+            )
+            done += moved
+            from_cache += moved if cached else 0
+            if moved:
+                classified.extend(images)
         for key, ids in groups.items():
-            pending = VehicleImage.objects.filter(id__in=ids, scrape_id=scrape_id, status=VehicleImage.Status.PENDING)
-            if key[0] == "done":
-                moved = pending.update(status=VehicleImage.Status.DONE, image_id=key[1], error="")
-                done += moved
-                from_cache += moved if key[2] else 0
-                if moved:
-                    classified.extend(ids)
-            else:
+            if key[0] == "failed":
+                pending = VehicleImage.objects.filter(
+                    id__in=ids, scrape_id=scrape_id, status=VehicleImage.Status.PENDING
+                )
                 failed += pending.update(status=VehicleImage.Status.FAILED, error=key[1])
         if done or failed:
             Scrape.objects.filter(id=scrape_id).update(

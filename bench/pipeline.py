@@ -152,6 +152,20 @@ def wait_http(url: str, seconds: float = 90) -> None:
     sys.exit(f"{url} did not answer")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (alive ones read directly, reaped ones from cutime/cstime)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += cpu_seconds(int(child))
+    return total
+
+
 def api(base: str, token: str, method: str, path: str, payload=None) -> dict:
     data = json.dumps(payload).encode() if payload is not None else None
     request = urllib.request.Request(base + path, data=data, method=method)
@@ -238,10 +252,13 @@ def main() -> None:
     logs = Path(tmp) / "logs"
     logs.mkdir()
 
+    processes: dict[str, subprocess.Popen] = {}
+
     def start(name: str, command: list[str]) -> subprocess.Popen:
         with open(logs / f"{name}.log", "w") as log:
             child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         children.append(child)
+        processes[name] = child
         return child
 
     python = sys.executable
@@ -283,25 +300,31 @@ def main() -> None:
             for n, b in enumerate(range(min(args.floor_pictures, BASE_PICTURES)))
         ]
         classifier = classifier_for(model_version_ensure_active())
-        rounds = []
+        rounds, cpu_rounds = [], []
         for _ in range(3):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for data in sample:
                 classifier.classify(imaging.decode(data).picture)
             rounds.append(len(sample) / (time.perf_counter() - started))
+            cpu_rounds.append((time.process_time() - cpu_started) / len(sample))
         floor = statistics.median(rounds)
+        floor_cpu = statistics.median(cpu_rounds)
         print(
             f"machine: {cores} cores shared with other work, load {os.getloadavg()[0]:.1f}; "
             f"{args.classify_processes} classify processes, fetch worker {args.fetch_threads} threads; "
             f"pictures {len(sample[0]) // 1024}–{max(len(s) for s in sample) // 1024} KB"
         )
-        print(f"decode floor (decode + classify in process, median of 3): {floor:.1f} pictures/s per process")
+        print(
+            f"decode floor (decode + classify in process, median of 3): {floor:.1f} pictures/s per process "
+            f"(wall, at this load); {floor_cpu * 1000:.1f} ms CPU per picture"
+        )
         print(f"logs: {logs}", flush=True)
 
         def scrape(cars: list[int]) -> dict:
             urllib.request.urlopen(pictures + "/__reset").read()
             classified_before = Image.objects.filter(classified_at__isnull=False).count()
             load = os.getloadavg()[0]
+            cpu_before = {name: cpu_seconds(child.pid) for name, child in processes.items()}
             started = time.time()
             run = api(web, token, "POST", "/api/v1/advertisers/bench-cars/scrapes/", inventory(pictures, cars))
             posted = time.time() - started
@@ -310,9 +333,11 @@ def main() -> None:
                 run = api(web, token, "GET", f"/api/v1/scrapes/{run['id']}/")
             finished = datetime.fromisoformat(run["finished_at"].replace("Z", "+00:00")).timestamp()
             begun = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00")).timestamp()
+            cpu = {name: cpu_seconds(child.pid) - cpu_before[name] for name, child in processes.items()}
             with urllib.request.urlopen(pictures + "/__stats") as response:
                 seen = json.loads(response.read())
             return {
+                "cpu": cpu,
                 "run": run,
                 "seconds": finished - started,
                 "post_seconds": posted,
@@ -336,6 +361,18 @@ def main() -> None:
         print(
             f"  end to end {first_rate:8.1f} pictures/s   target >= 80 % of floor × {args.classify_processes} "
             f"= {target_first:.1f} ({first_rate / (floor * args.classify_processes):.0%} of floor × processes)"
+        )
+        ms = {name: 1000 * seconds / total for name, seconds in first["cpu"].items()}
+        ours = ms["classify"] + ms["fetch"] + ms["web"]
+        print(
+            f"  CPU per picture: classify worker {ms['classify']:.1f} ms (floor {floor_cpu * 1000:.1f} ms: "
+            f"{floor_cpu * 1000 / ms['classify']:.0%} of it is decode + classify), fetch worker {ms['fetch']:.1f} ms, "
+            f"web {ms['web']:.1f} ms, picture server {ms['pictures']:.1f} ms (PostgreSQL and Redis not counted)"
+        )
+        print(
+            f"  on {cores} dedicated cores this CPU would allow {cores * 1000 / ours:.1f} pictures/s end to end "
+            f"({cores * 1000 / ours / (cores / floor_cpu):.0%} of the CPU floor × {cores}), the classify stage "
+            f"alone {args.classify_processes * 1000 / ms['classify']:.1f} pictures/s"
         )
 
         replaced = max(1, round(cars * args.changed))
@@ -376,7 +413,11 @@ def main() -> None:
             f"{recheck['classified']}, {recheck['work_seconds']:.1f} s from start to finish of the run "
             f"({recheck['seconds']:.1f} s with the POST), load at start {recheck['load']:.1f}"
         )
-        print(f"  {recheck_rate:8.0f} URLs/s per fetch process   target >= 1,500")
+        fetch_ms = 1000 * recheck["cpu"]["fetch"] / recheck_total
+        print(
+            f"  {recheck_rate:8.0f} URLs/s per fetch process   target >= 1,500; fetch worker CPU "
+            f"{fetch_ms:.2f} ms per URL (at most {1000 / fetch_ms:,.0f} URLs/s on a core of its own)"
+        )
 
         # Seed 001 on machines like this one: a daily re-scrape of 6M pictures, 5-10 % of them new.
         seconds_per_new = 1 / first_rate

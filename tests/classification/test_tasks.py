@@ -55,6 +55,8 @@ def test_decoding_runs_on_the_classify_queue_and_downloads_elsewhere():
     assert routes["sitemaps.tasks.scrape_pictures_classify"]["queue"] == "classify"
     assert routes["classification.image_classify"]["queue"] == "classify"
     assert "classification.urls_classify_chunk" not in routes and "classification.urls_classify_batch" not in routes
+    assert routes["classification.urls_fetch"]["queue"] == "fetch"
+    assert routes["classification.bucket_object_classify"]["queue"] == "classify"  # it decodes
     assert tasks.image_classify.time_limit and tasks.image_classify.soft_time_limit
 
 
@@ -181,3 +183,20 @@ def test_classify_task_is_idempotent(picture_server, allow_loopback, stock_red_j
     assert tasks.image_classify.apply(args=(image.pk,)).result is False
     assert len(classifier_runs) == 1
     assert not default_storage.exists(services._original_path(image.sha256))
+
+
+@pytest.mark.django_db
+def test_urls_announced_from_outside_are_keyed_on_the_fetch_queue_and_classified_on_the_classify_queue(
+    picture_server, allow_loopback, stock_red_jpeg, decodes, django_capture_on_commit_callbacks, monkeypatch
+):
+    picture_server.serve("/blob.jpg", stock_red_jpeg)
+    url = picture_server.url("/blob.jpg")
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.image_classify, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_like_a_worker(tasks.urls_fetch, [url]).result == 1
+    assert decodes == []  # stage 1 only
+    image = ImageSource.objects.get(url=url).image
+    assert sent == [image.pk] and image.classified_at is None
+    assert run_like_a_worker(tasks.image_classify, image.pk).result is True
+    assert Prediction.objects.get(image=image, attribute="image_type").value == "Stock"

@@ -277,8 +277,20 @@ def entries_refresh(*, image_ids: Iterable[int]) -> None:
     """Merge what the database holds for these pictures into their entries (after classifying or
     reclassifying): one database read, one merge per picture."""
     built = entries_build(list(image_ids))
+    redis = _is_redis()
     for image_id, entry in built.items():
+        # Most pictures refreshed were never cached (just classified): one SET NX instead of a WATCH/MULTI
+        # round; an entry that exists (a fix, an older copy) is merged as before.
+        if redis and _add(key(image_id), entry):
+            continue
         _update(key(image_id), lambda current, entry=entry: entry_merge(current, entry))
+
+
+def _add(name: str, entry: dict) -> bool:
+    try:
+        return bool(_backend().add(name, entry, timeout=DEFAULT_TIMEOUT))
+    except Exception as exc:  # whatever the backend raised, nothing was written
+        raise CacheUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
 
 
 def fix_push(*, ground_truth_id: int) -> None:

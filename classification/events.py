@@ -213,7 +213,7 @@ def eventgrid_handle(*, body: bytes, key: str) -> Handled:
         else:
             logger.info("Event Grid blob %s ignored: not under an allowed prefix", url)
     if urls:
-        from classification.tasks.classify import urls_enqueue
+        from classification.dispatch import urls_enqueue
 
         urls_enqueue(urls=urls)
     return Handled(queued=urls)

@@ -12,8 +12,10 @@ decoding. Each failure is a ``FetchFailed`` whose ``reason`` is a ``FetchError``
 from __future__ import annotations
 
 import contextlib
+import heapq
 import http.client
 import ipaddress
+import itertools
 import socket
 import ssl
 import threading
@@ -133,6 +135,12 @@ def address_refusal(address: str, *, allow_loopback: bool | None = None) -> str 
     """
     if allow_loopback is None:
         allow_loopback = settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK
+    return _address_refusal(address, bool(allow_loopback))
+
+
+@lru_cache(maxsize=4096)
+def _address_refusal(address: str, allow_loopback: bool) -> str | None:
+    """``address_refusal`` as a pure function of its arguments, remembered (every request checks one)."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
@@ -193,6 +201,9 @@ def _parse(url: str) -> _Target:
 
 def _resolve(host: str, port: int, timeout: float) -> list[str]:
     """Every address the host resolves to (IP literals in any legacy spelling included)."""
+    if "%" not in host:
+        with contextlib.suppress(ValueError):
+            return [str(ipaddress.ip_address(host))]  # a canonical literal: nothing to ask the resolver
     try:
         future = _resolver.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
         infos = future.result(timeout=max(0.01, timeout))
@@ -221,15 +232,15 @@ def _checked_addresses(target: _Target, timeout: float) -> list[str]:
 
 class _Watchdog:
     """Shuts the socket down when the total deadline passes, whatever phase it is stuck in (a server
-    trickling headers or body one byte at a time never trips a per-read timeout)."""
+    trickling headers or body one byte at a time never trips a per-read timeout). One thread serves every
+    fetch of the process (``_deadlines``): a timer thread per request cost more than a 304 itself."""
 
     def __init__(self, seconds: float) -> None:
         self.fired = False
+        self.cancelled = False
         self._conn: socket.socket | None = None
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(0.0, seconds), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        _deadlines.add(self, time.monotonic() + max(0.0, seconds))
 
     def watch(self, conn: socket.socket | None) -> None:
         with self._lock:
@@ -238,15 +249,55 @@ class _Watchdog:
         if fired and conn is not None:
             _abort(conn)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
+            if self.cancelled:
+                return
             self.fired = True
             conn = self._conn
         if conn is not None:
             _abort(conn)
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self.cancelled = True
+            self._conn = None
+
+
+class _Deadlines:
+    """A heap of watchdog deadlines and one daemon thread that fires them (started on first use, again
+    after a fork)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watchdog: _Watchdog, at: float) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (at, next(self._seq), watchdog))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="spotcheck-fetch-deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is watchdog:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                at, _seq, watchdog = self._heap[0]
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            watchdog.fire()
+
+
+_deadlines = _Deadlines()
 
 
 def _abort(sock: socket.socket) -> None:
@@ -367,10 +418,7 @@ def fetch(
         current = url
         for _hop in range(settings.SPOTCHECK_FETCH_MAX_REDIRECTS + 1):
             target = _parse(current)
-            addresses = _checked_addresses(target, remaining())
-            result = _exchange(
-                target, addresses, headers, watchdog, remaining, connect_timeout, read_timeout, max_bytes
-            )
+            result = _exchange(target, headers, watchdog, remaining, connect_timeout, read_timeout, max_bytes)
             if isinstance(result, str):  # a redirect: check the next hop like the first
                 current = urljoin(current, result)
                 continue
@@ -384,34 +432,94 @@ def fetch(
         watchdog.cancel()
 
 
-def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, read_timeout, max_bytes):
-    """One request/response to the first reachable checked address: a redirect location or the result."""
-    conn = None
+class _Stale(Exception):
+    """A kept-alive connection the server had closed: nothing was answered, so a new one is tried."""
+
+
+class _IdleConnections:
+    """Kept-alive connections by (scheme, host, port), each to an address checked when it was opened.
+
+    Reusing one skips DNS and the TCP/TLS handshake; its address is checked again on every take (the
+    setting may have changed), and one the server has closed or that sat idle too long is dropped.
+    """
+
+    IDLE_SECONDS = 20.0
+    PER_KEY = 64
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple, list[tuple[HTTPConnection, str, float]]] = {}
+
+    def take(self, target: _Target) -> tuple[HTTPConnection, str] | None:
+        key = (target.scheme, target.host, target.port)
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                stack = self._idle.get(key)
+                if not stack:
+                    return None
+                conn, address, since = stack.pop()
+            if now - since < self.IDLE_SECONDS and address_refusal(address) is None and conn.is_connected:
+                return conn, address
+            conn.close()
+
+    def put(self, target: _Target, conn: HTTPConnection, address: str) -> None:
+        key = (target.scheme, target.host, target.port)
+        with self._lock:
+            stack = self._idle.setdefault(key, [])
+            if len(stack) < self.PER_KEY:
+                stack.append((conn, address, time.monotonic()))
+                return
+        conn.close()
+
+
+_idle = _IdleConnections()
+
+
+def _exchange(target, headers, watchdog, remaining, connect_timeout, read_timeout, max_bytes):
+    """One request/response, on a kept-alive connection to this host when there is one, else on a new
+    connection to the first reachable checked address: a redirect location or the result."""
+    pooled = _idle.take(target)
+    if pooled is not None:
+        try:
+            return _roundtrip(target, *pooled, headers, watchdog, remaining, read_timeout, max_bytes, reused=True)
+        except _Stale:
+            pass
+    addresses = _checked_addresses(target, remaining())
+    conn, address = _connect(target, addresses, remaining, connect_timeout)
+    return _roundtrip(target, conn, address, headers, watchdog, remaining, read_timeout, max_bytes, reused=False)
+
+
+def _connect(target, addresses, remaining, connect_timeout) -> tuple[HTTPConnection, str]:
     last_error: Exception | None = None
     for address in addresses:
         conn = _connection(target, address, min(connect_timeout, remaining()))
         try:
             conn.connect()
-            break
+            return conn, address
         except TimeoutError as exc:
             last_error = exc
         except (OSError, Urllib3HTTPError, CertificateError) as exc:
             last_error = exc  # refused, unreachable, or a certificate not valid for the hostname
         conn.close()
-        conn = None
-    if conn is None:
-        if isinstance(last_error, TimeoutError | socket.timeout) or "timed out" in str(last_error):
-            raise FetchFailed(FetchError.TIMEOUT, f"connecting to {target.host}")
-        raise FetchFailed(FetchError.CONNECTION, f"{target.host}: {last_error}")
+    if isinstance(last_error, TimeoutError | socket.timeout) or "timed out" in str(last_error):
+        raise FetchFailed(FetchError.TIMEOUT, f"connecting to {target.host}")
+    raise FetchFailed(FetchError.CONNECTION, f"{target.host}: {last_error}")
+
+
+def _roundtrip(target, conn, address, headers, watchdog, remaining, read_timeout, max_bytes, *, reused):
     # Our own reference: urllib3 hands the socket over to the response when the server closes after it.
     sock = conn.sock
     watchdog.watch(sock)
+    keep = False
+    answered = False
     try:
         # urllib3 re-applies conn.timeout to the socket before reading the response: make it the read one.
         conn.timeout = min(read_timeout, remaining())
         sock.settimeout(conn.timeout)
         conn.request("GET", target.path, headers={**headers, "Host": target.host_header}, preload_content=False)
         response = conn.getresponse()
+        answered = True
         status = response.status
         if status in REDIRECT_STATUSES:
             location = response.headers.get("Location")
@@ -419,6 +527,8 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
                 raise FetchFailed(f"http_{status}", "redirect without Location")
             return location
         if status == 304:
+            response.close()
+            keep = True
             return {
                 "status": 304,
                 "content": None,
@@ -448,6 +558,9 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
             body += decoder.feed(chunk)
             remaining()
         body += decoder.finish()
+        # Read to the end: the connection may carry the next request (unless the server closes it).
+        response.close()
+        keep = declared_length is None or declared_length == raw_seen
         return {
             "status": 200,
             "content": bytes(body),
@@ -465,7 +578,12 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
     except (OSError, Urllib3HTTPError, http.client.HTTPException) as exc:
         if "timed out" in str(exc):
             raise FetchFailed(FetchError.TIMEOUT, str(exc)) from None
+        if reused and not answered and not watchdog.fired:
+            raise _Stale from None
         raise FetchFailed(FetchError.CONNECTION, f"{exc.__class__.__name__}: {exc}") from None
     finally:
         watchdog.watch(None)
-        conn.close()
+        if keep and conn.sock is not None and not watchdog.fired:
+            _idle.put(target, conn, address)
+        else:
+            conn.close()

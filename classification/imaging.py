@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import operator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -171,13 +172,15 @@ def phash(picture: Image.Image) -> int:
     pixels = grey.tobytes()
     table = _dct_table()
     rows = [pixels[y * 32 : (y + 1) * 32] for y in range(32)]
-    # Only the 8 lowest frequencies are needed, so the separable DCT costs 32x8 + 8x8 dot products.
-    row_coefficients = [[sum(c * p for c, p in zip(table[u], row, strict=True)) for u in range(8)] for row in rows]
+    # Only the 8 lowest frequencies are needed, so the separable DCT costs 32x8 + 8x8 dot products
+    # (map(mul) multiplies and adds in the same order as a generator would, several times faster).
+    row_coefficients = [[sum(map(operator.mul, table[u], row)) for u in range(8)] for row in rows]
+    columns = [[row_coefficients[y][u] for y in range(32)] for u in range(8)]
     coefficients = []
     for v in range(8):
         cos_v = table[v]
         for u in range(8):
-            coefficients.append(sum(cos_v[y] * row_coefficients[y][u] for y in range(32)))
+            coefficients.append(sum(map(operator.mul, cos_v, columns[u])))
     # The DC term only measures brightness; the median of the rest is the split point.
     median = sorted(coefficients[1:])[31]
     value = 0

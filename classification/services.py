@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from classification import cache, imaging, labels
@@ -160,8 +162,7 @@ def _analysis_of(decoded: imaging.Decoded, classifier: Classifier) -> Analysis:
     )
 
 
-def _predictions_write(*, image: Image, values: Values, version: ModelVersion, reason: str = "") -> None:
-    now = timezone.now()
+def _prediction_rows(*, image: Image, values: Values, version: ModelVersion, at: datetime, reason: str = ""):
     rows = []
     # The ML attributes always (empty when the backend had no answer); others (banner, position) when a
     # learned head answered them.
@@ -174,16 +175,25 @@ def _predictions_write(*, image: Image, values: Values, version: ModelVersion, r
                 value=value or "",
                 score=score if value else None,
                 model_version=version,
-                created_at=now,
+                created_at=at,
                 reason=reason,
             )
         )
-    Prediction.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=["image", "attribute"],
-        update_fields=["value", "score", "model_version", "created_at", "reason"],
-    )
+    return rows
+
+
+def _predictions_upsert(rows: list[Prediction]) -> None:
+    if rows:
+        Prediction.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["image", "attribute"],
+            update_fields=["value", "score", "model_version", "created_at", "reason"],
+        )
+
+
+def _predictions_write(*, image: Image, values: Values, version: ModelVersion, reason: str = "") -> None:
+    _predictions_upsert(_prediction_rows(image=image, values=values, version=version, at=timezone.now(), reason=reason))
 
 
 def _thumbnail_name(sha256: str) -> str:
@@ -202,46 +212,12 @@ def _cache_refresh(image_ids: list[int]) -> None:
         logger.warning("cache refresh failed for %s pictures: %s", len(image_ids), exc)
 
 
-def _image_store(*, sha256: str, byte_size: int, analysis: Analysis, version: ModelVersion) -> tuple[Image, bool]:
-    """Create (or complete) the picture for ``sha256``; returns it and whether predictions were written now."""
-    with transaction.atomic():
-        image, created = Image.objects.get_or_create(
-            sha256=sha256,
-            defaults={
-                "width": analysis.width,
-                "height": analysis.height,
-                "format": analysis.format,
-                "byte_size": byte_size,
-                "phash": imaging.phash_to_db(analysis.phash),
-            },
-        )
-        if analysis.description is not None:
-            labels.description_record(image=image, description=analysis.description)
-        if not created:
-            image = Image.objects.select_for_update().get(pk=image.pk)
-            if image.classified_at is not None:
-                return image, False  # someone classified it meanwhile: a known picture is never re-classified
-        if not image.thumbnail:
-            image.thumbnail.save(_thumbnail_name(sha256), ContentFile(analysis.thumbnail), save=False)
-        if image.phash is None:
-            image.phash = imaging.phash_to_db(analysis.phash)
-        classified = analysis.values is not None
-        if classified:
-            _predictions_write(image=image, values=analysis.values, version=version)
-            image.classified_at = timezone.now()
-        image.save()
-    if analysis.pending_features is not None:
-        features_store(vectors={sha256: analysis.pending_features})
-    if classified:
-        _cache_refresh([image.pk])
-    return image, classified
-
-
 def image_from_bytes(*, data: bytes, url: str = "") -> Image:
     """The picture for these bytes, classified once: a known SHA-256 is never classified again.
 
     Stores thumbnail, perceptual hash and predictions (each naming its ModelVersion); with ``url``, records
     the URL's ImageSource. Raises ImageRejected (``.reason`` a FetchError value) for bytes we refuse.
+    A new picture costs one lookup, the active version, one INSERT and one bulk INSERT of predictions.
     """
     sha256 = hashlib.sha256(data).hexdigest()
     image = Image.objects.filter(sha256=sha256).first()
@@ -253,10 +229,58 @@ def image_from_bytes(*, data: bytes, url: str = "") -> Image:
             if url:
                 _sources_record([_SourceUpdate(url=url, error=exc.reason, status=None)])
             raise
-        image, _ = _image_store(sha256=sha256, byte_size=len(data), analysis=analysis, version=version)
+        created = _image_create(sha256=sha256, byte_size=len(data), analysis=analysis, version=version)
+        if created is None:  # it exists (unclassified, or a concurrent caller inserted it first)
+            image = Image.objects.get(sha256=sha256)
+            if image.classified_at is None:
+                _analyses_store(analyses={image: analysis}, version=version)
+                image.refresh_from_db()
+        else:
+            image = created
     if url:
         _sources_record([_SourceUpdate(url=url, image_id=image.pk, status=None)])
     return image
+
+
+def _image_create(*, sha256: str, byte_size: int, analysis: Analysis, version: ModelVersion) -> Image | None:
+    """Insert a new picture with its predictions in one transaction; None when the SHA-256 is taken.
+
+    Nobody can have read a cache entry for a picture that did not exist, so none is refreshed."""
+    now = timezone.now()
+    classified = analysis.values is not None
+    image = Image(
+        sha256=sha256,
+        width=analysis.width,
+        height=analysis.height,
+        format=analysis.format,
+        byte_size=byte_size,
+        phash=imaging.phash_to_db(analysis.phash),
+        classified_at=now if classified else None,
+        created_at=now,
+    )
+    # Losing a race to a concurrent insert leaves this thumbnail file unreferenced: rare and harmless.
+    image.thumbnail.save(_thumbnail_name(sha256), ContentFile(analysis.thumbnail), save=False)
+    try:
+        with transaction.atomic():
+            image.save(force_insert=True)
+            if classified:
+                Prediction.objects.bulk_create(
+                    _prediction_rows(image=image, values=analysis.values, version=version, at=now)
+                )
+            if analysis.description is not None:
+                labels.description_record(image=image, description=analysis.description, at=now)
+    except IntegrityError:
+        return None  # the caller stores this analysis on the existing picture (labels and calls included)
+    _features_keep({sha256: analysis})
+    return image
+
+
+def _features_keep(analyses: dict[str, Analysis]) -> None:
+    """Store the feature vectors the learned backend computed but could not store itself (a cache keyed by
+    SHA-256: kept whether or not the picture's predictions were written now)."""
+    vectors = {sha: a.pending_features for sha, a in analyses.items() if a.pending_features is not None}
+    if vectors:
+        features_store(vectors=vectors)
 
 
 # --- sources (URLs) ---------------------------------------------------------------------------------------
@@ -277,12 +301,49 @@ class _SourceUpdate:
     content_length: int | None = None
 
 
-def _sources_record(updates: list[_SourceUpdate], existing: dict[str, ImageSource] | None = None) -> None:
+@dataclass(slots=True)
+class _Known:
+    """What is stored about a URL, read as plain values (a re-check of thousands builds no model objects)."""
+
+    image_id: int | None
+    etag: str
+    last_modified: str
+    content_length: int | None
+    check_count: int
+    created_at: datetime
+    sha256: str | None  # of its picture
+    classified_at: datetime | None  # of its picture
+
+
+def _sources_known(hashes: list[str]) -> dict[str, _Known]:
+    rows = ImageSource.objects.filter(url_hash__in=hashes).values_list(
+        "url_hash",
+        "image_id",
+        "etag",
+        "last_modified",
+        "content_length",
+        "check_count",
+        "created_at",
+        "image__sha256",
+        "image__classified_at",
+    )
+    return {row[0]: _Known(*row[1:]) for row in rows}
+
+
+def _sources_rechecked(hashes: list[str]) -> None:
+    """URLs answered 304 with the validators we hold: one UPDATE for the batch, nothing else changes."""
+    if hashes:
+        ImageSource.objects.filter(url_hash__in=hashes).update(
+            last_status=304, error="", last_checked_at=timezone.now(), check_count=F("check_count") + 1
+        )
+
+
+def _sources_record(updates: list[_SourceUpdate], existing: dict[str, _Known] | None = None) -> None:
     """Upsert the sources of a batch in one statement (validators kept unless the answer gave new ones)."""
     if not updates:
         return
     if existing is None:
-        existing = {s.url_hash: s for s in ImageSource.objects.filter(url_hash__in=[url_hash(u.url) for u in updates])}
+        existing = _sources_known([url_hash(u.url) for u in updates])
     now = timezone.now()
     rows = {}
     for u in updates:
@@ -356,40 +417,50 @@ def _download(url: str, etag: str, last_modified: str, ends_at: float | None = N
     return _Download(fetched=fetched, sha256=sha)
 
 
-def _pool(size: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(1, min(size, settings.SPOTCHECK_FETCH_CONCURRENCY)))
+_pools = threading.local()
 
 
-def urls_check(*, urls: list[str], classify: bool = True, deadline: float | None = None) -> dict[str, UrlCheck]:
-    """Key every URL: a conditional GET with the stored validators (304: the known picture, no download),
-    else the SHA-256 of the bytes decides, so a known picture is never classified again.
+def _pool() -> ThreadPoolExecutor:
+    """The calling thread's download pool, kept between batches (starting threads per batch cost more than
+    a batch of 304s); ``SPOTCHECK_FETCH_CONCURRENCY`` downloads at most at a time per calling thread."""
+    size = max(1, settings.SPOTCHECK_FETCH_CONCURRENCY)
+    pool = getattr(_pools, "pool", None)
+    if pool is None or pool._max_workers != size:  # the executor's own size, read only
+        if pool is not None:
+            pool.shutdown(wait=False)
+        pool = _pools.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="spotcheck-download")
+    return pool
 
-    New pictures are classified here when ``classify``; otherwise they are stored with their original
-    bytes and marked ``pending`` for the classify queue. Downloads run concurrently in a bounded pool;
-    the database is only touched from the calling thread. ``deadline`` (seconds) bounds all the downloads
-    of the batch together: a URL still waiting for its turn when it passes fails with ``timeout``.
+
+def urls_check(*, urls: list[str], deadline: float | None = None) -> dict[str, UrlCheck]:
+    """Stage 1 of the pipeline (the fetch queue; I/O only): key every URL, never decode.
+
+    A conditional GET with the stored validators (304: the known picture, no download), else the SHA-256
+    of the bytes decides: a known, classified picture is a hit; new bytes are header-checked (format and
+    pixel count, no decoding), staged in default storage under their SHA-256 and their picture row created
+    unclassified (``pending``) for stage 2, ``images_classify``. Downloads run concurrently in a bounded
+    pool; the database is only touched from the calling thread. ``deadline`` (seconds) bounds all the
+    downloads of the batch together: a URL still waiting for its turn when it passes fails with ``timeout``.
     """
     unique = list(dict.fromkeys(urls))
     checks = {u: UrlCheck(url=u) for u in unique}
     if not unique:
         return checks
-    sources = {
-        s.url_hash: s
-        for s in ImageSource.objects.filter(url_hash__in=[url_hash(u) for u in unique]).select_related("image")
-    }
+    hashes = {u: url_hash(u) for u in unique}
+    sources = _sources_known(list(hashes.values()))
 
     def validators(url: str) -> tuple[str, str]:
-        source = sources.get(url_hash(url))
+        source = sources.get(hashes[url])
         # Only a URL whose picture we hold can be answered by a 304.
-        if source is None or source.image is None or source.image.classified_at is None:
+        if source is None or source.image_id is None or source.classified_at is None:
             return "", ""
         return source.etag, source.last_modified
 
-    with _pool(len(unique)) as pool:
-        ends_at = time.monotonic() + deadline if deadline is not None else None
-        downloads = dict(zip(unique, pool.map(lambda u: _download(u, *validators(u), ends_at), unique), strict=True))
+    ends_at = time.monotonic() + deadline if deadline is not None else None
+    downloads = dict(zip(unique, _pool().map(lambda u: _download(u, *validators(u), ends_at), unique), strict=True))
 
     updates: list[_SourceUpdate] = []
+    rechecked: list[str] = []
     bodies: dict[str, bytes] = {}
     for url, d in downloads.items():
         check = checks[url]
@@ -401,13 +472,16 @@ def urls_check(*, urls: list[str], classify: bool = True, deadline: float | None
         fetched = d.fetched
         check.status = fetched.status
         if fetched.not_modified:
-            source = sources.get(url_hash(url))
-            if source is None or source.image is None or not any(validators(url)):
+            source = sources.get(hashes[url])
+            if source is None or source.image_id is None or not any(validators(url)):
                 # A 304 to a request without validators is a broken (or hostile) server, not a hit.
                 check.error, check.status = "http_304", 304
                 updates.append(_SourceUpdate(url=url, status=304, error=check.error))
                 continue
-            check.image_id, check.sha256 = source.image_id, source.image.sha256
+            check.image_id, check.sha256 = source.image_id, source.sha256
+            if (fetched.etag or source.etag, fetched.last_modified or source.last_modified) == validators(url):
+                rechecked.append(hashes[url])
+                continue
             updates.append(
                 _SourceUpdate(
                     url=url,
@@ -422,41 +496,7 @@ def urls_check(*, urls: list[str], classify: bool = True, deadline: float | None
         check.sha256 = d.sha256
         bodies.setdefault(d.sha256, fetched.content)
 
-    known = {i.sha256: i for i in Image.objects.filter(sha256__in=list(bodies)).only("id", "sha256", "classified_at")}
-    new_shas = [sha for sha in bodies if sha not in known or known[sha].classified_at is None]
-    stored: dict[str, Image] = {sha: known[sha] for sha in bodies if sha not in new_shas}
-    rejected: dict[str, ImageRejected] = {}
-    classified: set[str] = set()
-    failed_transiently: set[str] = set()
-    if new_shas and classify:
-        version = model_version_ensure_active()
-        classifier = classifier_for(version)
-
-        def analyze(sha: str):
-            try:
-                return image_analyze(data=bodies[sha], classifier=classifier)
-            except ImageRejected as exc:
-                return exc
-
-        with _pool(len(new_shas)) as pool:
-            analyses = dict(zip(new_shas, pool.map(analyze, new_shas), strict=True))
-        for sha, analysis in analyses.items():
-            if isinstance(analysis, ImageRejected):
-                rejected[sha] = analysis
-                continue
-            image, now = _image_store(sha256=sha, byte_size=len(bodies[sha]), analysis=analysis, version=version)
-            stored[sha] = image
-            if now:
-                classified.add(sha)
-            elif analysis.classifier_error is not None and analysis.classifier_error.transient:
-                failed_transiently.add(sha)
-    elif new_shas:
-        for sha in new_shas:
-            try:
-                stored[sha] = _image_store_pending(sha256=sha, data=bodies[sha])
-            except ImageRejected as exc:
-                rejected[sha] = exc
-
+    stored, rejected = _images_stage(bodies)
     for url, d in downloads.items():
         check = checks[url]
         if d.failure is not None or d.fetched.not_modified:
@@ -468,10 +508,7 @@ def urls_check(*, urls: list[str], classify: bool = True, deadline: float | None
             continue
         image = stored[d.sha256]
         check.image_id = image.pk
-        check.classified = d.sha256 in classified
         check.pending = image.classified_at is None
-        if d.sha256 in failed_transiently:
-            check.transient = True
         updates.append(
             _SourceUpdate(
                 url=url,
@@ -482,21 +519,172 @@ def urls_check(*, urls: list[str], classify: bool = True, deadline: float | None
                 content_length=fetched.content_length,
             )
         )
+    _sources_rechecked(rechecked)
     _sources_record(updates, existing=sources)
     return checks
 
 
-def _image_store_pending(*, sha256: str, data: bytes) -> Image:
-    """A new picture whose classification is left to the classify queue: header checked, bytes kept."""
-    width, height, fmt = imaging.probe(data)
-    image, _created = Image.objects.get_or_create(
-        sha256=sha256, defaults={"width": width, "height": height, "format": fmt, "byte_size": len(data)}
-    )
-    if image.classified_at is None:
-        path = _original_path(sha256)
+def _images_stage(bodies: dict[str, bytes]) -> tuple[dict[str, Image], dict[str, ImageRejected]]:
+    """The pictures of downloaded bytes by SHA-256: known ones as they are; new ones header-checked, their
+    bytes staged in default storage for the classify queue, their rows created unclassified (in bulk)."""
+    if not bodies:
+        return {}, {}
+    fields = ("id", "sha256", "classified_at")
+    stored = {i.sha256: i for i in Image.objects.filter(sha256__in=list(bodies)).only(*fields)}
+    rejected: dict[str, ImageRejected] = {}
+    new: list[Image] = []
+    for sha, data in bodies.items():
+        if sha in stored and stored[sha].classified_at is not None:
+            continue
+        if sha not in stored:
+            try:
+                width, height, fmt = imaging.probe(data)
+            except ImageRejected as exc:
+                rejected[sha] = exc
+                continue
+            new.append(Image(sha256=sha, width=width, height=height, format=fmt, byte_size=len(data)))
+        path = _original_path(sha)
         if not default_storage.exists(path):
             default_storage.save(path, ContentFile(data))
-    return image
+    if new:
+        Image.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent chunk may have created some
+        stored.update({i.sha256: i for i in Image.objects.filter(sha256__in=[i.sha256 for i in new]).only(*fields)})
+    return stored, rejected
+
+
+@dataclass
+class Classified:
+    """What stage 2 did with one picture."""
+
+    image_id: int
+    status: str  # "classified" now, "known" (classified before), "no_values" (the backend failed),
+    # "rejected" (the bytes do not decode: the picture is gone, its URLs carry ``error``), "missing" (no
+    # row or no staged bytes: left for the next fetch of its URLs)
+    error: str | None = None
+    transient: bool = False  # the backend failed transiently (worth a retry)
+    retry_after: float | None = None  # seconds a throttling backend asked us to wait before that retry
+
+    @property
+    def finished(self) -> bool:
+        """The picture has its outcome (values or none); it is not waiting for anything."""
+        return self.status in {"classified", "known", "no_values"}
+
+
+def images_classify(*, image_ids: list[int]) -> dict[int, Classified]:
+    """Stage 2 of the pipeline (the classify queue; CPU): decode, classify, thumbnail and store pictures
+    staged by ``urls_check``, then drop their staged bytes. A picture classified meanwhile is left alone
+    (a known picture is never classified again); bytes that do not decode remove the picture and record
+    the reason on its URLs. The database writes of the batch are one transaction."""
+    ids = list(dict.fromkeys(image_ids))
+    images = {i.pk: i for i in Image.objects.filter(pk__in=ids)}
+    results: dict[int, Classified] = {}
+    analyses: dict[int, Analysis] = {}
+    rejected: dict[int, str] = {}
+    version = None
+    for pk in ids:
+        image = images.get(pk)
+        if image is None:
+            results[pk] = Classified(image_id=pk, status="missing")
+            continue
+        if image.classified_at is not None:
+            results[pk] = Classified(image_id=pk, status="known")
+            continue
+        data = _stored_bytes(image)
+        if data is None:
+            results[pk] = Classified(image_id=pk, status="missing")
+            continue
+        if version is None:
+            version = model_version_ensure_active()
+            classifier = classifier_for(version)
+        try:
+            # On this thread, so the learned backend reads and fills its per-picture feature cache.
+            analyses[pk] = image_analyze(data=data, classifier=classifier, sha256=image.sha256)
+        except ImageRejected as exc:
+            rejected[pk] = exc.reason
+    if analyses:
+        written = _analyses_store(analyses={images[pk]: a for pk, a in analyses.items()}, version=version)
+        for pk, analysis in analyses.items():
+            if pk not in written:
+                results[pk] = Classified(image_id=pk, status="known")
+            elif analysis.values is not None:
+                results[pk] = Classified(image_id=pk, status="classified")
+            else:
+                error = analysis.classifier_error
+                results[pk] = Classified(
+                    image_id=pk,
+                    status="no_values",
+                    transient=bool(error and error.transient),
+                    retry_after=error.retry_after if error else None,
+                )
+    if rejected:
+        _images_reject(rejected={images[pk]: reason for pk, reason in rejected.items()})
+        results.update({pk: Classified(image_id=pk, status="rejected", error=r) for pk, r in rejected.items()})
+    return {pk: results[pk] for pk in ids}
+
+
+def _stored_bytes(image: Image) -> bytes | None:
+    path = _original_path(image.sha256)
+    if default_storage.exists(path):
+        with default_storage.open(path, "rb") as handle:
+            return handle.read()
+    if image.thumbnail:
+        with image.thumbnail.open("rb") as handle:
+            return handle.read()
+    return None
+
+
+def _analyses_store(*, analyses: dict[Image, Analysis], version: ModelVersion) -> set[int]:
+    """Store the analyses of unclassified pictures in one transaction: thumbnails, perceptual hashes,
+    predictions in bulk; returns the ids written (a picture classified meanwhile is skipped). Staged
+    bytes of the pictures now classified are dropped and their cache entries refreshed afterwards."""
+    by_id = {image.pk: (image, analysis) for image, analysis in analyses.items()}
+    now = timezone.now()
+    with transaction.atomic():
+        open_ids = set(
+            Image.objects.select_for_update()
+            .filter(pk__in=list(by_id), classified_at__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        # The backend calls were made (and paid for) whether or not the picture was classified meanwhile.
+        for image, analysis in by_id.values():
+            if analysis.description is not None:
+                labels.description_record(image=image, description=analysis.description, at=now)
+        changed, predictions = [], []
+        for pk in open_ids:
+            image, analysis = by_id[pk]
+            if not image.thumbnail:
+                image.thumbnail.save(_thumbnail_name(image.sha256), ContentFile(analysis.thumbnail), save=False)
+            if image.phash is None:
+                image.phash = imaging.phash_to_db(analysis.phash)
+            if analysis.values is not None:
+                predictions += _prediction_rows(image=image, values=analysis.values, version=version, at=now)
+                image.classified_at = now
+            changed.append(image)
+        Image.objects.bulk_update(changed, ["thumbnail", "phash", "classified_at"])
+        _predictions_upsert(predictions)
+    _features_keep({image.sha256: analysis for image, analysis in by_id.values()})
+    classified = [image.pk for image in changed if image.classified_at is not None]
+    for pk in classified:
+        path = _original_path(by_id[pk][0].sha256)
+        if default_storage.exists(path):
+            default_storage.delete(path)
+    if classified:
+        _cache_refresh(classified)
+    return open_ids
+
+
+def _images_reject(*, rejected: dict[Image, str]) -> None:
+    """Bytes that passed the header check but do not decode: the picture goes (as if never stored), its
+    URLs keep the reason and lose their validators, its staged bytes are dropped. Only a picture that was
+    never decoded goes (no thumbnail: nothing can have shown, fixed or labelled it)."""
+    with transaction.atomic():
+        for image, reason in rejected.items():
+            ImageSource.objects.filter(image_id=image.pk).update(image=None, error=reason, etag="", last_modified="")
+        Image.objects.filter(pk__in=[i.pk for i in rejected], classified_at__isnull=True, thumbnail="").delete()
+    for image in rejected:
+        path = _original_path(image.sha256)
+        if default_storage.exists(path):
+            default_storage.delete(path)
 
 
 @dataclass
@@ -563,12 +751,34 @@ def _outcome(check: UrlCheck, entry: dict | None, advertiser: str | None) -> Cla
 def urls_classify(
     *, urls: list[str], advertiser: str | None = None, deadline: float | None = None
 ) -> list[ClassifyOutcome]:
-    """Classify URLs now (synchronously, downloads in parallel), one outcome per URL in order.
+    """Both stages of the pipeline in this process (the ``classify`` command, benchmarks), one outcome per
+    URL in order; the API runs stage 2 on the classify queue instead (``classification.dispatch``).
 
     A refused or failed URL is an outcome with its ``error``; values follow the precedence advertiser
     fix → staff fix → classifier → default, read through the cache.
     """
-    checks = urls_check(urls=list(urls), classify=True, deadline=deadline)
+    checks = urls_check(urls=list(urls), deadline=deadline)
+    pending = [c.image_id for c in checks.values() if c.pending]
+    checks_complete(checks=checks, results=images_classify(image_ids=pending) if pending else {})
+    return urls_outcomes(urls=urls, checks=checks, advertiser=advertiser)
+
+
+def checks_complete(*, checks: dict[str, UrlCheck], results: dict[int, Classified]) -> None:
+    """Fold what stage 2 did into the stage 1 checks (a picture without a result stays ``pending``)."""
+    for check in checks.values():
+        result = results.get(check.image_id) if check.pending else None
+        if result is None:
+            continue
+        if result.status == "rejected":
+            check.image_id, check.error, check.pending = None, result.error, False
+        elif result.finished:
+            check.pending = False
+            check.classified = result.status == "classified"
+            check.transient = result.transient
+
+
+def urls_outcomes(*, urls: list[str], checks: dict[str, UrlCheck], advertiser: str | None) -> list[ClassifyOutcome]:
+    """One outcome per URL in order, values read through the cache."""
     entries = cache.entries_get(image_ids=[c.image_id for c in checks.values() if c.image_id])
     return [_outcome(checks[u], entries.get(checks[u].image_id), advertiser) for u in urls]
 
@@ -589,33 +799,6 @@ def bytes_classify(
     check.image_id, check.classified = image.pk, not known and image.classified_at is not None
     entry = cache.entries_get(image_ids=[image.pk])[image.pk]
     return _outcome(check, entry, advertiser)
-
-
-def image_classify(*, image_id: int) -> bool:
-    """Classify a pending picture from its kept original bytes (the classify queue). False when there was
-    nothing to do (already classified, or no bytes left). Raises ClassifierError when the backend failed
-    transiently, so the task retries; a permanent failure leaves the picture without values."""
-    image = Image.objects.get(pk=image_id)
-    if image.classified_at is not None:
-        return False
-    path = _original_path(image.sha256)
-    if default_storage.exists(path):
-        with default_storage.open(path, "rb") as handle:
-            data = handle.read()
-    elif image.thumbnail:
-        with image.thumbnail.open("rb") as handle:
-            data = handle.read()
-    else:
-        logger.warning("picture %s has neither original nor thumbnail to classify", image_id)
-        return False
-    version = model_version_ensure_active()
-    analysis = image_analyze(data=data, classifier=classifier_for(version), sha256=image.sha256)
-    if analysis.classifier_error is not None and analysis.classifier_error.transient:
-        raise analysis.classifier_error
-    _image_store(sha256=image.sha256, byte_size=image.byte_size, analysis=analysis, version=version)
-    if analysis.values is not None and default_storage.exists(path):
-        default_storage.delete(path)
-    return analysis.values is not None
 
 
 def image_reclassify(*, image_id: int, model_version_id: int | None = None) -> bool:

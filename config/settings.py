@@ -317,6 +317,7 @@ CELERY_TASK_ROUTES.update(
     {
         "sitemaps.tasks.scrape_classify": {"queue": "fetch"},
         "sitemaps.tasks.scrape_chunk_classify": {"queue": "fetch"},
+        "sitemaps.tasks.scrape_pictures_classify": {"queue": "classify"},
         "sitemaps.tasks.fix_deliver": {"queue": "default"},
         "sitemaps.tasks.fixes_undelivered_resend": {"queue": "default"},
         "sitemaps.tasks.scrapes_stalled_resume": {"queue": "default"},
@@ -379,13 +380,13 @@ SPOTCHECK_SNS_SUBSCRIBE_URL_PATTERN = env_str(
 )
 SPOTCHECK_EVENTGRID_KEY = env_str("SPOTCHECK_EVENTGRID_KEY", "")
 SPOTCHECK_EVENTGRID_BLOB_PREFIXES = env_list("SPOTCHECK_EVENTGRID_BLOB_PREFIXES", [])
-CELERY_TASK_ROUTES.update({"classification.bucket_object_classify": {"queue": "fetch"}})
-# Downloads on the fetch queue (I/O bound, many per worker), decoding and classifying on the classify
-# queue (CPU bound, one per core).
+# A bucket object is read from our own storage and decoded at once: classify queue (the fetch queue never decodes).
+CELERY_TASK_ROUTES.update({"classification.bucket_object_classify": {"queue": "classify"}})
+# Decoding and classifying on the classify queue (CPU bound, one process per core); downloads run on the
+# fetch queue (sitemaps' chunks) or in the API request.
 CELERY_TASK_ROUTES.update(
     {
-        "classification.urls_classify_batch": {"queue": "fetch"},
-        "classification.urls_classify_chunk": {"queue": "fetch"},
+        "classification.urls_fetch": {"queue": "fetch"},
         "classification.image_classify": {"queue": "classify"},
         "classification.image_reclassify": {"queue": "classify"},
     }

@@ -1,16 +1,18 @@
-"""Classifying a scrape: split its pending pictures into chunks, classify each chunk through classification,
-count progress in the Scrape row, and finish (reused pictures ⇒ Placeholder, failure share, fix carry-over).
+"""Classifying a scrape: split its pending pictures into chunks; each chunk is fetched and keyed (stage 1,
+fetch queue), its new pictures classified (stage 2, classify queue); progress is counted in the Scrape row
+by both stages, and the run finishes (reused pictures ⇒ Placeholder, failure share, fix carry-over).
 
 Counting is idempotent: a picture is counted only by the statement that moves it out of "pending".
 """
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 
 from classification import services as classification_services
@@ -45,50 +47,112 @@ def scrape_chunks(*, scrape_id: int) -> list[list[int]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-def scrape_chunk_classify(*, scrape_id: int, vehicle_image_ids: list[int], final_attempt: bool = True) -> list[int]:
-    """Classify the still-pending pictures among ``vehicle_image_ids`` and count them.
+@dataclass
+class ChunkFetched:
+    """What the fetch stage of a chunk left to do: rows to fetch again, pictures to classify."""
 
-    Returns the ids left pending by a transient fetch error (to retry); on the final attempt they are
-    recorded as failed with their reason instead.
+    retry: list[int] = field(default_factory=list)  # rows left pending by a transient fetch error
+    to_classify: list[tuple[int, list[int]]] = field(default_factory=list)  # (picture, its rows) for stage 2
+
+
+def scrape_chunk_fetch(*, scrape_id: int, vehicle_image_ids: list[int], final_attempt: bool = True) -> ChunkFetched:
+    """Stage 1 for the still-pending pictures among ``vehicle_image_ids`` (the fetch queue; never decodes).
+
+    Rows whose picture is known (a 304, or bytes already classified) are counted done at once, refused
+    ones failed with their reason; new pictures are returned for stage 2 with their rows. Rows that hit a
+    transient fetch error are returned to retry; on the final attempt they are recorded as failed instead.
     """
-    scrape = Scrape.objects.select_related("advertiser").filter(id=scrape_id).first()
+    scrape = Scrape.objects.filter(id=scrape_id).first()
     if scrape is None or scrape.finished:
-        return []
+        return ChunkFetched()
     rows = list(
         VehicleImage.objects.filter(
             id__in=vehicle_image_ids, scrape_id=scrape_id, status=VehicleImage.Status.PENDING
         ).values_list("id", "url")
     )
     if not rows:
-        return []
-    urls = list(dict.fromkeys(url for _id, url in rows))
-    outcomes = {o.url: o for o in classification_services.urls_classify(urls=urls, advertiser=scrape.advertiser.slug)}
+        return ChunkFetched()
+    checks = classification_services.urls_check(urls=list(dict.fromkeys(url for _id, url in rows)))
 
     groups: dict[tuple, list[int]] = defaultdict(list)
-    retry: list[int] = []
+    new: dict[int, list[int]] = defaultdict(list)
+    result = ChunkFetched()
     for row_id, url in rows:
-        outcome = outcomes.get(url)
-        if outcome is not None and outcome.image_id is not None and not outcome.error:
-            groups[("done", outcome.image_id, bool(outcome.cached))].append(row_id)
+        check = checks.get(url)
+        if check is not None and check.image_id is not None and not check.error:
+            if check.pending:
+                new[check.image_id].append(row_id)
+            else:
+                groups[("done", check.image_id, True)].append(row_id)
         else:
-            error = (outcome.error if outcome is not None else "") or "no_result"
+            error = (check.error if check is not None else "") or "no_result"
             if error in TRANSIENT_ERRORS and not final_attempt:
-                retry.append(row_id)
+                result.retry.append(row_id)
             else:
                 groups[("failed", str(error)[:40])].append(row_id)
+    result.to_classify = sorted(new.items())
+    _rows_count(scrape_id=scrape_id, groups=groups)
+    if not result.retry and not result.to_classify:
+        scrape_finish_if_complete(scrape_id=scrape_id)
+    return result
 
+
+def scrape_pictures_classify(*, scrape_id: int, pictures: list[tuple[int, list[int]]]) -> int:
+    """Stage 2 for the new pictures of a chunk (the classify queue): classify them and count their rows.
+
+    A picture whose bytes do not decode fails its rows with the reason; one left without a result (staged
+    bytes lost) keeps its rows pending for the stalled-run sweep. Returns the rows counted.
+    """
+    scrape = Scrape.objects.filter(id=scrape_id).first()
+    if scrape is None or scrape.finished or not pictures:
+        return 0
+    results = classification_services.images_classify(image_ids=[image_id for image_id, _rows in pictures])
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for image_id, row_ids in pictures:
+        result = results[image_id]
+        if result.finished:
+            groups[("done", image_id, result.status == "known")].extend(row_ids)
+        elif result.status == "rejected":
+            groups[("failed", str(result.error)[:40])].extend(row_ids)
+    counted = _rows_count(scrape_id=scrape_id, groups=groups)
+    scrape_finish_if_complete(scrape_id=scrape_id)
+    return counted
+
+
+def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:
+    """Move rows out of "pending" and count them in the Scrape row, in one transaction; a row is counted
+    only by the statement that moves it, so a chunk run twice counts once. Fixes follow done rows.
+
+    ``groups``: ("done", image_id, from_cache) or ("failed", reason) → row ids. Done rows are moved by one
+    UPDATE per kind (from cache or classified now) naming each row's picture, not one per picture.
+    """
     done = from_cache = failed = 0
     classified: list[int] = []
+    done_images: dict[bool, dict[int, int]] = {True: {}, False: {}}
+    for key, ids in groups.items():
+        if key[0] == "done":
+            done_images[key[2]].update(dict.fromkeys(ids, key[1]))
     with transaction.atomic():
+        for cached, images in done_images.items():
+            if not images:
+                continue
+            pending = VehicleImage.objects.filter(
+                id__in=list(images), scrape_id=scrape_id, status=VehicleImage.Status.PENDING
+            )
+            moved = pending.update(
+                status=VehicleImage.Status.DONE,
+                error="",
+                image_id=Case(*(When(id=row, then=Value(image)) for row, image in images.items())),
+            )
+            done += moved
+            from_cache += moved if cached else 0
+            if moved:
+                classified.extend(images)
         for key, ids in groups.items():
-            pending = VehicleImage.objects.filter(id__in=ids, scrape_id=scrape_id, status=VehicleImage.Status.PENDING)
-            if key[0] == "done":
-                moved = pending.update(status=VehicleImage.Status.DONE, image_id=key[1], error="")
-                done += moved
-                from_cache += moved if key[2] else 0
-                if moved:
-                    classified.extend(ids)
-            else:
+            if key[0] == "failed":
+                pending = VehicleImage.objects.filter(
+                    id__in=ids, scrape_id=scrape_id, status=VehicleImage.Status.PENDING
+                )
                 failed += pending.update(status=VehicleImage.Status.FAILED, error=key[1])
         if done or failed:
             Scrape.objects.filter(id=scrape_id).update(
@@ -100,9 +164,7 @@ def scrape_chunk_classify(*, scrape_id: int, vehicle_image_ids: list[int], final
     if classified:
         url_fixes_follow(vehicle_image_ids=classified)  # fixes made before the picture could be downloaded
         fixes_carry_over(vehicle_image_ids=classified)
-    if not retry:
-        scrape_finish_if_complete(scrape_id=scrape_id)
-    return retry
+    return done + failed
 
 
 def scrapes_stalled(*, silent_for: timedelta) -> list[int]:

@@ -17,19 +17,40 @@ def scrape_classify(scrape_id: int) -> int:
     return len(chunks)
 
 
+# Stage 2 of a scrape waits behind the classify API's pictures (an interactive request): on Redis, 0 is
+# polled first and 9 last (kombu's priority steps); the filesystem broker ignores it.
+SCRAPE_CLASSIFY_PRIORITY = 9
+
+
 @shared_task(name="sitemaps.tasks.scrape_chunk_classify")
 def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt: int = 0) -> int:
-    """Classify one chunk; pictures that hit a connection error/timeout are retried with backoff, a few times.
+    """Stage 1 of a chunk (queue "fetch"): download and key; new pictures go to the classify queue in one
+    task per chunk. Pictures that hit a connection error/timeout are retried with backoff, a few times.
 
     The retry is a new message (not task.retry) so it only carries the pictures still pending.
     """
     final = attempt >= settings.SPOTCHECK_SITEMAP_FETCH_RETRIES
-    retry = classify_run.scrape_chunk_classify(
+    fetched = classify_run.scrape_chunk_fetch(
         scrape_id=scrape_id, vehicle_image_ids=vehicle_image_ids, final_attempt=final
     )
-    if retry:
-        scrape_chunk_classify.apply_async((scrape_id, retry, attempt + 1), countdown=min(2 ** (attempt + 1), 60))
-    return len(retry)
+    if fetched.to_classify:
+        scrape_pictures_classify.apply_async(
+            (scrape_id, [[image_id, rows] for image_id, rows in fetched.to_classify]), priority=SCRAPE_CLASSIFY_PRIORITY
+        )
+    if fetched.retry:
+        scrape_chunk_classify.apply_async(
+            (scrape_id, fetched.retry, attempt + 1), countdown=min(2 ** (attempt + 1), 60)
+        )
+    return len(fetched.retry)
+
+
+@shared_task(name="sitemaps.tasks.scrape_pictures_classify")
+def scrape_pictures_classify(scrape_id: int, pictures: list[list]) -> int:
+    """Stage 2 of a chunk (queue "classify", one process per core): decode, classify and store its new
+    pictures, count their rows. ``pictures`` is ``[[image_id, [vehicle_image_id, ...]], ...]``."""
+    return classify_run.scrape_pictures_classify(
+        scrape_id=scrape_id, pictures=[(image_id, list(rows)) for image_id, rows in pictures]
+    )
 
 
 @shared_task(name="sitemaps.tasks.scrapes_stalled_resume")

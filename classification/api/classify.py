@@ -1,4 +1,5 @@
-"""POST /api/v1/classify/: one URL or a batch, classified now (downloads in parallel); or one picture sent as
+"""POST /api/v1/classify/: one URL or a batch, classified now: downloads in parallel in the request, new
+pictures decoded and classified on the classify queue (``classification.dispatch``); or one picture sent as
 a multipart upload, or one object of our bucket named by its ``s3://`` key. Each answer reports the backends
 the pictures were sent to and the estimated cost."""
 
@@ -12,9 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classification import bucket
+from classification.dispatch import urls_classify_queued
 from classification.labels import usage_report
 from classification.models import FetchError
-from classification.services import ClassifyOutcome, bytes_classify, urls_classify
+from classification.services import ClassifyOutcome, bytes_classify
 from core.errors import ApplicationError
 from core.roles import is_staff_reviewer
 
@@ -124,9 +126,8 @@ class ClassifyView(APIView):
             outcomes = [self._one(data, advertiser)]
         else:
             urls = [data["url"]] if "url" in data else data["urls"]
-            outcomes = urls_classify(
-                urls=urls, advertiser=advertiser, deadline=settings.SPOTCHECK_CLASSIFY_API_DEADLINE
-            )
+            deadline = settings.SPOTCHECK_CLASSIFY_API_DEADLINE
+            outcomes = urls_classify_queued(urls=urls, advertiser=advertiser, deadline=deadline)
         usage = usage_report(image_ids=[o.image_id for o in outcomes if o.image_id], since=started)
         return Response({"results": [o.as_result() for o in outcomes], "usage": usage.as_dict()})
 

@@ -1,5 +1,6 @@
-"""Celery task for bucket events: classify one object of our bucket (fetch queue: it downloads, then classifies
-like an upload). Safe to run twice: a known picture is never classified again."""
+"""Celery task for bucket events: classify one object of our bucket (classify queue: it reads the object from
+our own storage, then decodes and classifies it like an upload; the fetch queue never decodes). Safe to run
+twice: a known picture is never classified again."""
 
 from __future__ import annotations
 

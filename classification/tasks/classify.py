@@ -1,7 +1,9 @@
-"""Celery tasks: classify URLs in chunks on the fetch queue, new pictures on the classify queue.
+"""Celery tasks of the pipeline: stage 1 for URLs announced from outside (Event Grid blobs; fetch queue),
+stage 2 for one picture (the API's batches, those URLs; classify queue) and re-classification after a
+promotion. Scrapes run their stages through ``sitemaps.tasks``.
 
-Thin: each loads by id (a URL is its own id) and calls a service; all are safe to run twice (a known
-picture is never classified again) and retry only named transient errors, with capped backoff.
+Thin: each loads by id and calls a service; all are safe to run twice (a known picture is never classified
+again) and retry only named transient errors, with capped backoff.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import random
 
 from celery import shared_task
-from django.conf import settings
 from django.db import transaction
 
 from classification import services
@@ -27,41 +28,34 @@ def backoff(retries: int) -> float:
 
 def classifier_countdown(exc: ClassifierError, retries: int) -> float:
     """The backoff, but never sooner than the Retry-After a throttling backend asked for (capped)."""
-    return max(backoff(retries), min(float(exc.retry_after or 0), BACKOFF_CAP))
+    return retry_countdown(exc.retry_after, retries)
 
 
-@shared_task(name="classification.urls_classify_batch", ignore_result=True, soft_time_limit=60, time_limit=90)
-def urls_classify_batch(urls: list[str], chunk_size: int | None = None) -> int:
-    """Fan a batch of URLs out in chunks; returns how many chunks were sent."""
-    size = chunk_size or settings.SPOTCHECK_CLASSIFY_CHUNK
-    unique = list(dict.fromkeys(urls))
-    chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
-    for chunk in chunks:
-        urls_classify_chunk.delay(chunk)
-    return len(chunks)
+def retry_countdown(retry_after: float | None, retries: int) -> float:
+    """``classifier_countdown`` for a Retry-After already read off the error (stage 2 keeps it per picture)."""
+    return max(backoff(retries), min(float(retry_after or 0), BACKOFF_CAP))
 
 
 @shared_task(
-    name="classification.urls_classify_chunk",
+    name="classification.urls_fetch",
     bind=True,
     ignore_result=True,
     max_retries=MAX_RETRIES,
     soft_time_limit=240,
     time_limit=300,
 )
-def urls_classify_chunk(self, urls: list[str]) -> dict:
-    """Key and download a chunk concurrently; new pictures go to the classify queue.
-
-    URLs that failed transiently (timeouts, connection errors, 429/5xx) are retried alone, with backoff.
-    """
-    checks = services.urls_check(urls=urls, classify=False)
-    pending = sorted({c.image_id for c in checks.values() if c.pending and c.image_id})
+def urls_fetch(self, urls: list[str]) -> int:
+    """Stage 1 for a few URLs (the fetch queue; never decodes): download and key them, send each new
+    picture to ``image_classify``. URLs that failed transiently are retried alone, with backoff. Returns
+    how many pictures went to the classify queue."""
+    checks = services.urls_check(urls=urls)
+    pending = sorted({c.image_id for c in checks.values() if c.pending})
     for image_id in pending:
         transaction.on_commit(lambda image_id=image_id: image_classify.delay(image_id))
     transient = [c.url for c in checks.values() if c.error and c.transient]
     if transient and self.request.retries < self.max_retries:
         raise self.retry(args=(transient,), countdown=backoff(self.request.retries))
-    return {"checked": len(checks), "pending": len(pending), "transient": len(transient)}
+    return len(pending)
 
 
 @shared_task(
@@ -73,13 +67,14 @@ def urls_classify_chunk(self, urls: list[str]) -> dict:
     time_limit=90,
 )
 def image_classify(self, image_id: int) -> bool:
-    """Classify one pending picture; a transiently failing backend is retried, then yields no value."""
-    try:
-        return services.image_classify(image_id=image_id)
-    except ClassifierError as exc:
-        if exc.transient:
-            raise self.retry(exc=exc, countdown=classifier_countdown(exc, self.request.retries)) from exc
-        raise
+    """Stage 2 for one picture staged by the fetch stage (the API's batches send one task per new picture,
+    so the classify processes share a batch). Returns whether it was classified now. A transiently failing
+    backend leaves the picture without values (an API request waiting for it answers with the defaults)
+    and is retried with backoff (never sooner than a throttling backend's Retry-After)."""
+    result = services.images_classify(image_ids=[image_id])[image_id]
+    if result.transient and self.request.retries < self.max_retries:
+        raise self.retry(countdown=retry_countdown(result.retry_after, self.request.retries))
+    return result.status == "classified"
 
 
 @shared_task(
@@ -98,10 +93,3 @@ def image_reclassify(self, image_id: int, model_version_id: int | None = None) -
         if exc.transient:
             raise self.retry(exc=exc, countdown=classifier_countdown(exc, self.request.retries)) from exc
         raise
-
-
-def urls_enqueue(*, urls: list[str]) -> None:
-    """Classify URLs in the background once the current transaction commits."""
-    unique = list(dict.fromkeys(urls))
-    if unique:
-        transaction.on_commit(lambda: urls_classify_batch.delay(unique))

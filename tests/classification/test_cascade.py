@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from classification import services
 from classification.classifiers import classifier_for
 from classification.classifiers.builtin import BuiltinClassifier
 from classification.imaging import decode
@@ -114,3 +115,17 @@ def test_a_cascade_of_two_paid_or_two_local_backends_is_refused(azure):
         classifier_for(ModelVersion(name="x", backend="cascade", params={"local": "azure", "paid": "azure"}))
     with pytest.raises(ValueError, match="cannot be used here"):
         classifier_for(ModelVersion(name="y", backend="cascade", params={"local": "builtin", "paid": "builtin"}))
+
+
+def test_the_classify_stage_of_a_scrape_records_labels_and_backend_calls(azure, pictures, picture_server, settings):
+    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
+    cascade(between(pictures["scores"]))
+    picture_server.serve("/sure.jpg", pictures["sure"])
+    picture_server.serve("/unsure.jpg", pictures["unsure"])
+    checks = services.urls_check(urls=[picture_server.url("/sure.jpg"), picture_server.url("/unsure.jpg")])
+    assert BackendCall.objects.count() == 0  # stage 1 only downloads and keys
+    results = services.images_classify(image_ids=[c.image_id for c in checks.values()])
+    assert {r.status for r in results.values()} == {"classified"}
+    assert sorted(BackendCall.objects.values_list("backend", flat=True)) == ["azure", "builtin", "builtin"]
+    unsure = checks[picture_server.url("/unsure.jpg")].image_id
+    assert set(ImageLabel.objects.filter(image_id=unsure).values_list("name", flat=True)) == {"car", "beach"}

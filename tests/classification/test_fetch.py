@@ -343,3 +343,33 @@ def test_deflate_encoded_picture_is_decoded_in_both_spellings(picture_server, al
     body = packer.compress(stock_red_jpeg) + packer.flush()
     picture_server.serve("/d.jpg", body, headers={"Content-Encoding": "deflate"})
     assert fetch(picture_server.url("/d.jpg")).content == stock_red_jpeg
+
+
+def test_kept_alive_connections_are_reused_and_their_address_checked_again(
+    picture_server, allow_loopback, monkeypatch, stock_red_jpeg
+):
+    """Re-checks reuse one connection per host (no DNS, no handshake), but a pooled connection's address is
+    checked on every take: once loopback is refused, the kept-alive connection to it is never used."""
+    picture_server.serve("/k.jpg", stock_red_jpeg)
+    opened = []
+    real_connect = fetch_module._connect
+    monkeypatch.setattr(fetch_module, "_connect", lambda *a: (opened.append(1), real_connect(*a))[1])
+    for _ in range(3):
+        assert fetch(picture_server.url("/k.jpg")).content == stock_red_jpeg
+    assert len(opened) == 1 and len(picture_server.requests("/k.jpg")) == 3
+    allow_loopback.SPOTCHECK_FETCH_ALLOW_LOOPBACK = False
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/k.jpg"))
+    assert failure.value.reason == FetchError.BLOCKED_ADDRESS
+    assert len(picture_server.requests("/k.jpg")) == 3
+
+
+def test_a_server_that_closed_a_kept_alive_connection_gets_a_new_one(picture_server, allow_loopback, stock_red_jpeg):
+    picture_server.serve("/s.jpg", stock_red_jpeg)
+    assert fetch(picture_server.url("/s.jpg")).content == stock_red_jpeg
+    import socket
+
+    key = ("http", "127.0.0.1", picture_server.httpd.server_address[1])
+    for conn, _address, _since in fetch_module._idle._idle[key]:
+        conn.sock.shutdown(socket.SHUT_RDWR)  # as an idle timeout on the server would
+    assert fetch(picture_server.url("/s.jpg")).content == stock_red_jpeg

@@ -7,7 +7,7 @@ import pytest
 
 from classification.cache import fix_push
 from classification.models import GroundTruth, Image, ImageSource
-from classification.services import fix_record, urls_classify
+from classification.services import fix_record, urls_check, urls_classify
 
 from .conftest import Reply
 
@@ -154,3 +154,29 @@ def test_a_304_to_an_unconditional_request_is_an_error_not_a_hit(picture_server,
     (outcome,) = urls_classify(urls=[picture_server.url("/liar.jpg")])
     assert outcome.error == "http_304" and outcome.image_id is None
     assert ImageSource.objects.get().error == "http_304"
+
+
+@pytest.mark.django_db
+def test_a_batch_of_rechecks_keeps_every_guard(picture_server, allow_loopback, stock_red_jpeg):
+    """304s are written in one batched statement; URLs refused by the guard in the same batch (private
+    addresses, other schemes, a redirect into our network) still fail with their reason and are recorded."""
+    etag = '"k1"'
+
+    def conditional(headers):
+        if headers.get("if-none-match") == etag:
+            return Reply(304, b"", {"ETag": etag})
+        return Reply(200, stock_red_jpeg, {"Content-Type": "image/jpeg", "ETag": etag})
+
+    known = [picture_server.url(f"/known/{i}.jpg") for i in range(5)]
+    for url in known:
+        picture_server.routes[url.removeprefix(picture_server.base)] = conditional
+    picture_server.routes["/into-our-network"] = lambda _h: Reply(302, b"", {"Location": "http://10.1.2.3/x.jpg"})
+    urls_classify(urls=known)
+    metadata, redirect = "http://169.254.169.254/latest/meta-data/", picture_server.url("/into-our-network")
+    hostile = [metadata, "file:///etc/passwd", redirect]
+    checks = urls_check(urls=known + hostile)
+    assert [checks[u].status for u in known] == [304] * 5
+    assert [checks[u].error for u in hostile] == ["blocked_address", "blocked_scheme", "blocked_address"]
+    sources = {s.url: s for s in ImageSource.objects.all()}
+    assert all((sources[u].check_count, sources[u].last_status, sources[u].error) == (2, 304, "") for u in known)
+    assert [sources[u].error for u in hostile] == ["blocked_address", "blocked_scheme", "blocked_address"]

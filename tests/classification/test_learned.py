@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -9,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from classification import embedding, features, imaging, synthetic
+from classification import embedding, features, imaging, services, synthetic
 from classification.classifiers import classifier_for
 from classification.classifiers.base import ClassifierError
 from classification.classifiers.learned import LearnedClassifier
 from classification.heads import FEATURE_DIM, Head, calibration_report, head_evaluate, head_train
-from classification.models import Embedding, ModelVersion
+from classification.models import Embedding, ModelVersion, Prediction
 from classification.vocabulary import Attribute
 
 COLORS = ("Red", "Blue", "White", "Black")
@@ -196,5 +197,26 @@ def test_the_classify_api_returns_the_learned_values_and_the_banner(
     assert no["image_type"] == yes["image_type"] == "Dealer"
     assert no["model"] == "learned-test"
     assert set(yes["scores"]) == {"image_type", "color", "banner"}
-    # pictures classified on the request's download pool: their features were stored by the calling thread
+    # pictures classified on the classify queue, which passes their SHA-256: the backend stored their features
     assert Embedding.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_the_classify_stage_reads_a_pictures_stored_features_instead_of_running_the_backbone(
+    learned_version, picture_server, allow_loopback, settings, monkeypatch
+):
+    settings.SPOTCHECK_CLASSIFIER_BACKEND = "learned"
+    data = synthetic.picture_bytes(kind="stock", color="Blue", width=320, height=240, seed=9)
+    picture_server.serve("/a.jpg", data)
+    (check,) = services.urls_check(urls=[picture_server.url("/a.jpg")]).values()
+    assert check.pending
+    vector = features.compute([imaging.decode(data).picture])[0]
+    features.features_store(vectors={hashlib.sha256(data).hexdigest(): vector})
+    runs: list[int] = []
+    original = embedding.embed
+    monkeypatch.setattr(embedding, "embed", lambda pictures: runs.append(len(pictures)) or original(pictures))
+    results = services.images_classify(image_ids=[check.image_id])
+    assert results[check.image_id].status == "classified"
+    assert runs == []  # the stored vector was read by SHA-256
+    made = Prediction.objects.filter(image_id=check.image_id, model_version=learned_version)
+    assert set(made.values_list("attribute", flat=True)) == {"image_type", "color", "banner"}

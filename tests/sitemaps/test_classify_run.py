@@ -1,11 +1,11 @@
-"""Classifying a scrape: chunked fan-out through classification, progress counted once per picture, failures
-recorded with their reason, transient errors retried, reused pictures handed to the Placeholder hook."""
-
-from dataclasses import dataclass, field
+"""Classifying a scrape: chunked fan-out through classification's two stages, progress counted once per
+picture, failures recorded with their reason, transient errors retried, reused pictures handed to the
+Placeholder hook."""
 
 import pytest
 
 from classification import services as classification_services
+from classification.services import Classified, UrlCheck
 from sitemaps import classify_run
 from sitemaps.ingest import inventory_parse, scrape_ingest
 from sitemaps.models import Scrape, VehicleImage
@@ -14,24 +14,14 @@ from tests.sitemaps.factories import ImageFactory, predict
 pytestmark = pytest.mark.django_db
 
 
-@dataclass
-class Outcome:
-    url: str
-    image_id: int | None
-    sha256: str = ""
-    values: dict = field(default_factory=dict)
-    source: str = "download"
-    cached: bool = False
-    model: str = "test"
-    error: str | None = None
-
-
-class FakeClassifier:
-    """Stands in for classification.services.urls_classify: answers per URL from a script."""
+class FakePipeline:
+    """Stands in for classification's two stages: ``urls_check`` answers per URL from a script (a known
+    picture, a new one for stage 2, or an error), ``images_classify`` classifies whatever it is given."""
 
     def __init__(self):
         self.answers: dict[str, list] = {}
         self.calls: list[list[str]] = []
+        self.classified: list[list[int]] = []
         self.images: dict[str, int] = {}
 
     def image_for(self, url: str, *, image_type="Dealer", color="Red"):
@@ -41,23 +31,28 @@ class FakeClassifier:
             self.images[url] = image.id
         return self.images[url]
 
-    def __call__(self, *, urls, advertiser=None):
+    def urls_check(self, *, urls, deadline=None):
         self.calls.append(list(urls))
-        out = []
+        out = {}
         for url in urls:
             script = self.answers.get(url) or [("ok", False)]
-            kind, extra = script.pop(0) if len(script) > 1 else script[0]
+            kind, known = script.pop(0) if len(script) > 1 else script[0]
             if kind == "ok":
-                out.append(Outcome(url=url, image_id=self.image_for(url), cached=extra))
+                out[url] = UrlCheck(url=url, image_id=self.image_for(url), pending=not known)
             else:
-                out.append(Outcome(url=url, image_id=None, error=kind))
+                out[url] = UrlCheck(url=url, error=kind, transient=kind == "connection")
         return out
+
+    def images_classify(self, *, image_ids):
+        self.classified.append(list(image_ids))
+        return {i: Classified(image_id=i, status="classified") for i in image_ids}
 
 
 @pytest.fixture
 def classifier(monkeypatch, settings):
-    fake = FakeClassifier()
-    monkeypatch.setattr(classification_services, "urls_classify", fake, raising=False)
+    fake = FakePipeline()
+    monkeypatch.setattr(classification_services, "urls_check", fake.urls_check)
+    monkeypatch.setattr(classification_services, "images_classify", fake.images_classify)
     monkeypatch.setattr(classification_services, "images_reused_placeholder_apply", lambda image_ids: 0, raising=False)
     monkeypatch.setattr("sitemaps.classify_run.fixes_carry_over", lambda vehicle_image_ids: 0)
     settings.SPOTCHECK_SITEMAP_CHUNK = 2
@@ -85,6 +80,10 @@ def test_a_scrape_is_classified_in_chunks_and_counted(advertiser, classifier, dj
     }
     scrape = ingest(advertiser, [3, 3], django_capture_on_commit_callbacks)
     assert len(classifier.calls) == 3  # 6 pictures in chunks of 2
+    # The 3 new pictures went to stage 2 (one task per chunk); the 2 known ones were counted by stage 1.
+    assert sorted(i for batch in classifier.classified for i in batch) == sorted(
+        classifier.images[f"https://cdn.example.com/{i}/{p}.jpg"] for i, p in ((0, 0), (0, 2), (1, 1))
+    )
     assert (scrape.status, scrape.total, scrape.done, scrape.from_cache, scrape.failed) == ("done", 6, 5, 2, 1)
     assert scrape.started_at and scrape.finished_at
     failed = VehicleImage.objects.get(status="failed")
@@ -95,9 +94,11 @@ def test_a_scrape_is_classified_in_chunks_and_counted(advertiser, classifier, dj
 def test_a_chunk_run_twice_is_counted_once(advertiser, classifier, django_capture_on_commit_callbacks):
     scrape = ingest(advertiser, [2], django_capture_on_commit_callbacks)
     ids = list(VehicleImage.objects.values_list("id", flat=True))
-    classify_run.scrape_chunk_classify(scrape_id=scrape.id, vehicle_image_ids=ids)
+    pictures = [(image_id, ids) for image_id in classifier.images.values()]
+    classify_run.scrape_chunk_fetch(scrape_id=scrape.id, vehicle_image_ids=ids)
     Scrape.objects.filter(id=scrape.id).update(status="running")  # even if it were still open
-    classify_run.scrape_chunk_classify(scrape_id=scrape.id, vehicle_image_ids=ids)
+    classify_run.scrape_chunk_fetch(scrape_id=scrape.id, vehicle_image_ids=ids)
+    classify_run.scrape_pictures_classify(scrape_id=scrape.id, pictures=pictures)
     scrape.refresh_from_db()
     assert (scrape.done, scrape.failed, scrape.total) == (2, 0, 2)
 
@@ -174,7 +175,8 @@ def test_a_run_that_stopped_counting_is_resumed_and_finishes(
     scrape = ingest(advertiser, [3], django_capture_on_commit_callbacks)
     assert dispatched and scrape.status == "running" and scrape.done == 0
     monkeypatch.undo()
-    monkeypatch.setattr(classification_services, "urls_classify", classifier, raising=False)
+    monkeypatch.setattr(classification_services, "urls_check", classifier.urls_check)
+    monkeypatch.setattr(classification_services, "images_classify", classifier.images_classify)
     monkeypatch.setattr(classification_services, "images_reused_placeholder_apply", lambda image_ids: 0, raising=False)
     monkeypatch.setattr("sitemaps.classify_run.fixes_carry_over", lambda vehicle_image_ids: 0)
 

@@ -25,8 +25,39 @@ def test_demo_pictures_do_not_exist_outside_the_demo(client, db, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_scrape_of_served_pictures_is_classified_and_shown(live_server, client, role_groups, make_user, settings):
+def test_a_scrape_of_served_pictures_is_classified_and_shown(
+    live_server, client, role_groups, make_user, settings, monkeypatch
+):
+    from classification import imaging
     from core.roles import Role
+    from sitemaps import classify_run
+
+    # Where decoding happens: stage 1 (the fetch queue's chunk) must never decode; stage 2 does.
+    decodes = {"fetch": 0, "classify": 0}
+    stage = ["none"]
+    real_decode, real_fetch, real_classify = (
+        imaging.decode,
+        classify_run.scrape_chunk_fetch,
+        classify_run.scrape_pictures_classify,
+    )
+
+    def in_stage(name, function):
+        def run(**kwargs):
+            stage.append(name)
+            try:
+                return function(**kwargs)
+            finally:
+                stage.pop()
+
+        return run
+
+    def counting_decode(data, **kwargs):
+        decodes[stage[-1]] += 1
+        return real_decode(data, **kwargs)
+
+    monkeypatch.setattr(imaging, "decode", counting_decode)
+    monkeypatch.setattr(classify_run, "scrape_chunk_fetch", in_stage("fetch", real_fetch))
+    monkeypatch.setattr(classify_run, "scrape_pictures_classify", in_stage("classify", real_classify))
 
     settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
     settings.SPOTCHECK_SITEMAP_REUSED_MIN_VEHICLES = 3
@@ -45,6 +76,7 @@ def test_a_scrape_of_served_pictures_is_classified_and_shown(live_server, client
     scrape.refresh_from_db()
     assert scrape.status == Scrape.Status.DONE
     assert (scrape.total, scrape.done, scrape.failed) == (8, 7, 1)
+    assert decodes == {"fetch": 0, "classify": 5}  # 5 distinct pictures, each decoded once, on the classify queue
     failed = VehicleImage.objects.get(status="failed")
     assert failed.url.endswith("/missing.jpg") and failed.error == "http_404"
 
@@ -64,3 +96,4 @@ def test_a_scrape_of_served_pictures_is_classified_and_shown(live_server, client
         again = scrape_ingest(advertiser=advertiser, vehicles=inventory_parse(payload=payload))
     again.refresh_from_db()
     assert again.status == "done" and again.from_cache >= 6
+    assert decodes == {"fetch": 0, "classify": 5}

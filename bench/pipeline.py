@@ -1,0 +1,461 @@
+"""Benchmark: scrapes end to end through the production topology, against a local picture server.
+
+    .venv/bin/python bench/pipeline.py [--pictures 10000] [--changed 0.075] [--fetch-threads 32]
+
+Starts, on 127.0.0.1 and in a dedicated PostgreSQL database (BENCH_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/spotcheck_pipeline_bench, created and dropped here) and Redis database
+(BENCH_REDIS_URL, default redis://127.0.0.1:6379/3, flushed): a picture server (its own process; 1024x768
+JPEGs, each URL distinct bytes, with ETag and Last-Modified so conditional GETs are answered 304), gunicorn
+(config.wsgi), a fetch worker (``-Q fetch --pool threads -c 32``) and a classify worker (``-Q classify
+--pool prefork -c <cores>``), as docs/deploy.md runs them. Scrapes are posted to
+``POST /api/v1/advertisers/{slug}/scrapes/`` with a staff token and followed on ``GET /api/v1/scrapes/{id}/``.
+
+Phases: the decode floor (decode + classify of the same pictures in this process, before the scrape);
+a first scrape of ``--pictures`` pictures (12 per car); a daily re-scrape where ``--changed`` of the cars
+were replaced by new ones (seed 001: 500k cars x 12 pictures, 5-10 % change a day); a re-scrape where
+nothing changed (every picture a 304: the fetch process's re-check rate). The picture server counts the
+requests per URL; the database counts the pictures classified. Prints figures beside their targets and the
+projected machine-hours per day for seed 001's inventory on machines like this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PICTURES_PER_CAR = 12
+SEED_001_PICTURES = 500_000 * PICTURES_PER_CAR
+BASE_PICTURES = 48  # generated once; each URL gets distinct bytes (a comment segment) on top of one of them
+LAST_MODIFIED = "Wed, 21 Oct 2026 07:28:00 GMT"
+
+
+# --- the picture server (child process) ------------------------------------------------------------------
+
+
+def _unique(base: bytes, n: int) -> bytes:
+    """The base JPEG with a COM segment naming ``n``: distinct bytes (a new SHA-256), the same pixels."""
+    comment = f"spotcheck bench picture {n}".encode()
+    return base[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + base[2:]
+
+
+def serve(port: int) -> None:
+    """Child mode: GET /p/<n>.jpg (ETag per picture, 304 when it matches), /__stats, /__reset."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Lock
+
+    import django
+
+    django.setup()
+    from classification.synthetic import PAINT, picture_bytes
+
+    colours = list(PAINT)
+    bases = [
+        picture_bytes(kind=("dealer", "stock")[i % 2], color=colours[i % len(colours)], seed=i, width=1024, height=768)
+        for i in range(BASE_PICTURES)
+    ]
+    lock = Lock()
+    seen: dict[str, list[int]] = {}  # path → [requests, conditional requests, 304 answers]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as CDNs answer
+
+        def log_message(self, *args):
+            pass
+
+        def _json(self, payload) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path == "/__stats":
+                with lock:
+                    self._json(seen)
+                return
+            if self.path == "/__reset":
+                with lock:
+                    seen.clear()
+                self._json({})
+                return
+            try:
+                n = int(self.path.removeprefix("/p/").removesuffix(".jpg"))
+            except ValueError:
+                self.send_error(404)
+                return
+            etag = f'"p{n}"'
+            conditional = "If-None-Match" in self.headers
+            not_modified = self.headers.get("If-None-Match") == etag
+            with lock:
+                counts = seen.setdefault(self.path, [0, 0, 0])
+                counts[0] += 1
+                counts[1] += conditional
+                counts[2] += not_modified
+            if not_modified:
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", LAST_MODIFIED)
+                self.end_headers()
+                return
+            body = _unique(bases[n % BASE_PICTURES], n)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", LAST_MODIFIED)
+            self.end_headers()
+            self.wfile.write(body)
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 1024
+
+    Server(("127.0.0.1", port), Handler).serve_forever()
+
+
+# --- the topology ------------------------------------------------------------------------------------------
+
+
+def free_port(start: int, stop: int) -> int:
+    for port in range(start, stop):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    sys.exit(f"no free port in {start}-{stop}")
+
+
+def wait_http(url: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"{url} did not answer")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (alive ones read directly, reaped ones from cutime/cstime)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += cpu_seconds(int(child))
+    return total
+
+
+def api(base: str, token: str, method: str, path: str, payload=None) -> dict:
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Authorization", f"Token {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return json.loads(response.read())
+
+
+def inventory(picture_base: str, cars: list[int]) -> dict:
+    """Cars by number; car c shows pictures c*12 … c*12+11."""
+    return {
+        "vehicles": [
+            {
+                "external_id": f"car-{c}",
+                "images": [f"{picture_base}/p/{c * PICTURES_PER_CAR + i}.jpg" for i in range(PICTURES_PER_CAR)],
+            }
+            for c in cars
+        ]
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pictures", type=int, default=10_000, help="pictures in the first scrape")
+    parser.add_argument("--changed", type=float, default=0.075, help="share of cars replaced in the re-scrape")
+    parser.add_argument("--fetch-threads", type=int, default=32)
+    parser.add_argument("--classify-processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--floor-pictures", type=int, default=60)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="spotcheck-bench-pipeline-")
+    db_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/spotcheck_pipeline_bench")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "SPOTCHECK_VAR_DIR": tmp,
+        "DEBUG": "0",  # production settings; loopback fetching is allowed for the local picture server only
+        "SECRET_KEY": "bench-pipeline-not-secret",
+        "SECURE_SSL_REDIRECT": "0",
+        "SPOTCHECK_FETCH_ALLOW_LOOPBACK": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    if args.serve:
+        serve(args.serve)
+        return
+
+    parts = urlsplit(db_url)
+    db_name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}"')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from rest_framework.authtoken.models import Token
+
+    from classification import imaging
+    from classification.classifiers import classifier_for
+    from classification.models import Image
+    from classification.services import model_version_ensure_active
+    from classification.synthetic import PAINT, picture_bytes
+
+    call_command("migrate", verbosity=0)
+    user = get_user_model().objects.create_superuser("bench-scraper", "bench@example.com", "not-used")
+    token = Token.objects.create(user=user).key
+
+    children: list[subprocess.Popen] = []
+    logs = Path(tmp) / "logs"
+    logs.mkdir()
+
+    processes: dict[str, subprocess.Popen] = {}
+
+    def start(name: str, command: list[str]) -> subprocess.Popen:
+        with open(logs / f"{name}.log", "w") as log:
+            child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        children.append(child)
+        processes[name] = child
+        return child
+
+    python = sys.executable
+    picture_port, web_port = free_port(8200, 8250), free_port(8250, 8300)
+    cores = os.cpu_count() or 1
+    try:
+        start("pictures", [python, __file__, "--serve", str(picture_port)])
+        start(
+            "web",
+            [python, "-m", "gunicorn", "config.wsgi", "-w", str(cores), "-b", f"127.0.0.1:{web_port}",
+             "--timeout", "600", "--no-control-socket"],
+        )  # fmt: skip
+        start(
+            "fetch",
+            [python, "-m", "celery", "-A", "config", "worker", "-Q", "fetch", "--pool", "threads",
+             "-c", str(args.fetch_threads), "-n", "fetch@bench", "-l", "WARNING",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        )  # fmt: skip
+        start(
+            "classify",
+            [python, "-m", "celery", "-A", "config", "worker", "-Q", "classify", "--pool", "prefork",
+             "-c", str(args.classify_processes), "--max-memory-per-child", "300000", "-n", "classify@bench",
+             "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        )  # fmt: skip
+        pictures = f"http://127.0.0.1:{picture_port}"
+        web = f"http://127.0.0.1:{web_port}"
+        wait_http(pictures + "/__stats", seconds=180)
+        wait_http(web + "/healthz")
+
+        # The decode floor: decode + classify of the same pictures in this process, before the scrape.
+        colours = list(PAINT)
+        sample = [
+            _unique(
+                picture_bytes(
+                    kind=("dealer", "stock")[b % 2], color=colours[b % len(colours)], seed=b, width=1024, height=768
+                ),
+                n,
+            )
+            for n, b in enumerate(range(min(args.floor_pictures, BASE_PICTURES)))
+        ]
+        classifier = classifier_for(model_version_ensure_active())
+        rounds, cpu_rounds = [], []
+        for _ in range(3):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            for data in sample:
+                classifier.classify(imaging.decode(data).picture)
+            rounds.append(len(sample) / (time.perf_counter() - started))
+            cpu_rounds.append((time.process_time() - cpu_started) / len(sample))
+        floor = statistics.median(rounds)
+        floor_cpu = statistics.median(cpu_rounds)
+        print(
+            f"machine: {cores} cores shared with other work, load {os.getloadavg()[0]:.1f}; "
+            f"{args.classify_processes} classify processes, fetch worker {args.fetch_threads} threads; "
+            f"pictures {len(sample[0]) // 1024}–{max(len(s) for s in sample) // 1024} KB"
+        )
+        print(
+            f"decode floor (decode + classify in process, median of 3): {floor:.1f} pictures/s per process "
+            f"(wall, at this load); {floor_cpu * 1000:.1f} ms CPU per picture"
+        )
+        print(f"logs: {logs}", flush=True)
+
+        def scrape(cars: list[int]) -> dict:
+            urllib.request.urlopen(pictures + "/__reset").read()
+            classified_before = Image.objects.filter(classified_at__isnull=False).count()
+            load = os.getloadavg()[0]
+            cpu_before = {name: cpu_seconds(child.pid) for name, child in processes.items()}
+            started = time.time()
+            run = api(web, token, "POST", "/api/v1/advertisers/bench-cars/scrapes/", inventory(pictures, cars))
+            posted = time.time() - started
+            while run["status"] in ("queued", "running"):
+                time.sleep(0.25)
+                run = api(web, token, "GET", f"/api/v1/scrapes/{run['id']}/")
+            finished = datetime.fromisoformat(run["finished_at"].replace("Z", "+00:00")).timestamp()
+            begun = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00")).timestamp()
+            cpu = {name: cpu_seconds(child.pid) - cpu_before[name] for name, child in processes.items()}
+            with urllib.request.urlopen(pictures + "/__stats") as response:
+                seen = json.loads(response.read())
+            return {
+                "cpu": cpu,
+                "run": run,
+                "seconds": finished - started,
+                "post_seconds": posted,
+                "work_seconds": finished - begun,
+                "seen": seen,
+                "classified": Image.objects.filter(classified_at__isnull=False).count() - classified_before,
+                "load": load,
+            }
+
+        cars = -(-args.pictures // PICTURES_PER_CAR)
+        first = scrape(list(range(cars)))
+        total = first["run"]["total"]
+        first_rate = total / first["seconds"]
+        target_first = 0.8 * floor * args.classify_processes
+        print()
+        print(
+            f"first scrape: {total} pictures in {first['seconds']:.1f} s (POST {first['post_seconds']:.1f} s), "
+            f"status {first['run']['status']}, failed {first['run']['failed']}, classified {first['classified']}, "
+            f"load at start {first['load']:.1f}"
+        )
+        print(
+            f"  end to end {first_rate:8.1f} pictures/s   target >= 80 % of floor × {args.classify_processes} "
+            f"= {target_first:.1f} ({first_rate / (floor * args.classify_processes):.0%} of floor × processes)"
+        )
+        ms = {name: 1000 * seconds / total for name, seconds in first["cpu"].items()}
+        ours = ms["classify"] + ms["fetch"] + ms["web"]
+        print(
+            f"  CPU per picture: classify worker {ms['classify']:.1f} ms (floor {floor_cpu * 1000:.1f} ms: "
+            f"{floor_cpu * 1000 / ms['classify']:.0%} of it is decode + classify), fetch worker {ms['fetch']:.1f} ms, "
+            f"web {ms['web']:.1f} ms, picture server {ms['pictures']:.1f} ms (PostgreSQL and Redis not counted)"
+        )
+        print(
+            f"  on {cores} dedicated cores this CPU would allow {cores * 1000 / ours:.1f} pictures/s end to end "
+            f"({cores * 1000 / ours / (cores / floor_cpu):.0%} of the CPU floor × {cores}), the classify stage "
+            f"alone {args.classify_processes * 1000 / ms['classify']:.1f} pictures/s"
+        )
+
+        replaced = max(1, round(cars * args.changed))
+        kept = list(range(replaced, cars))
+        daily = scrape(kept + list(range(cars, cars + replaced)))
+        unchanged = {f"/p/{c * PICTURES_PER_CAR + i}.jpg" for c in kept for i in range(PICTURES_PER_CAR)}
+        gets = [daily["seen"].get(path, [0, 0, 0]) for path in unchanged]
+        per_unchanged = sum(g[0] for g in gets) / len(gets)
+        conditional = sum(g[1] for g in gets) / len(gets)
+        not_modified = sum(g[2] for g in gets) / len(gets)
+        new_pictures = replaced * PICTURES_PER_CAR
+        decoded_unchanged = daily["classified"] - new_pictures
+        daily_total = daily["run"]["total"]
+        daily_rate = daily_total / daily["seconds"]
+        print()
+        print(
+            f"daily re-scrape: {replaced} of {cars} cars replaced ({new_pictures} new pictures of {daily_total}, "
+            f"{new_pictures / daily_total:.1%}) in {daily['seconds']:.1f} s, status {daily['run']['status']}, "
+            f"from cache {daily['run']['from_cache']}, load at start {daily['load']:.1f}"
+        )
+        print(f"  end to end {daily_rate:8.1f} pictures/s   reported")
+        print(
+            f"  requests per unchanged picture {per_unchanged:.3f} (conditional {conditional:.3f}, answered 304 "
+            f"{not_modified:.3f})   target 1 conditional GET"
+        )
+        print(
+            f"  pictures classified {daily['classified']} for {new_pictures} new: decodes of unchanged pictures "
+            f"{decoded_unchanged}   target 0"
+        )
+
+        recheck = scrape(kept + list(range(cars, cars + replaced)))
+        recheck_total = recheck["run"]["total"]
+        recheck_304 = sum(v[2] for v in recheck["seen"].values())
+        recheck_rate = recheck_total / recheck["work_seconds"]
+        print()
+        print(
+            f"re-check (nothing changed): {recheck_total} pictures, {recheck_304} answered 304, classified "
+            f"{recheck['classified']}, {recheck['work_seconds']:.1f} s from start to finish of the run "
+            f"({recheck['seconds']:.1f} s with the POST), load at start {recheck['load']:.1f}"
+        )
+        fetch_ms = 1000 * recheck["cpu"]["fetch"] / recheck_total
+        print(
+            f"  {recheck_rate:8.0f} URLs/s per fetch process   target >= 1,500; fetch worker CPU "
+            f"{fetch_ms:.2f} ms per URL (at most {1000 / fetch_ms:,.0f} URLs/s on a core of its own)"
+        )
+
+        # Seed 001 on machines like this one: a daily re-scrape of 6M pictures, 5-10 % of them new.
+        seconds_per_new = 1 / first_rate
+        seconds_per_known = 1 / recheck_rate
+        print()
+        for share in (0.05, 0.075, 0.10):
+            seconds = SEED_001_PICTURES * (share * seconds_per_new + (1 - share) * seconds_per_known)
+            print(
+                f"seed 001 ({SEED_001_PICTURES:,} pictures), {share:.1%} new a day: {seconds / 3600:5.1f} "
+                f"machine-hours/day on this {cores}-core machine (new at the first-scrape rate, the rest at the "
+                f"re-check rate)"
+            )
+        print(
+            f"  from the measured daily re-scrape alone: {SEED_001_PICTURES / daily_rate / 3600:.1f} machine-hours/day"
+        )
+        held = [
+            first_rate >= target_first,
+            abs(conditional - 1) < 1e-9 and abs(per_unchanged - 1) < 1e-9,
+            decoded_unchanged == 0,
+            recheck_rate >= 1500,
+        ]
+        print(f"\ntargets held: {sum(held)}/{len(held)}")
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}"')
+        print(f"logs: {logs}")
+
+
+if __name__ == "__main__":
+    main()

@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.outage.OutageMiddleware",
     "core.middleware.PagesLoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -278,6 +279,8 @@ SPOTCHECK_FETCH_MAX_REDIRECTS = env_int("SPOTCHECK_FETCH_MAX_REDIRECTS", 5)
 SPOTCHECK_MAX_PIXELS = env_int("SPOTCHECK_MAX_PIXELS", 60_000_000)
 SPOTCHECK_CLASSIFIER_BACKEND = env_str("SPOTCHECK_CLASSIFIER_BACKEND", "builtin")
 SPOTCHECK_DEMO_BASE_URL = env_str("SPOTCHECK_DEMO_BASE_URL", "http://127.0.0.1:8000")
+# Seconds a client is told to wait (Retry-After of the 503) while the database or the cache is unreachable.
+SPOTCHECK_OUTAGE_RETRY_AFTER = env_int("SPOTCHECK_OUTAGE_RETRY_AFTER", 5)
 
 # --- Sitemaps (advertiser_sitemaps) ---------------------------------------------------------------
 # Ingestion caps (a scrape larger than this is refused with a 400), the classification chunk size, when a

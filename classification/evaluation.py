@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 from classification.export import manifest_rows
 from classification.models import DatasetExport, Evaluation, Image, JobStatus, ModelVersion
 from classification.vocabulary import DISPLAY_DEFAULTS, ML_ATTRIBUTES, choices_for
+from core.outbox import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def evaluation_request(
         evaluations.append(evaluation)
     ids = [e.pk for e in evaluations]
     if enqueue:
-        transaction.on_commit(lambda: evaluate_models_task.delay(ids))
+        enqueue_on_commit(evaluate_models_task, ids)
     return evaluations
 
 

@@ -56,6 +56,7 @@ from django.utils.dateparse import parse_datetime
 from classification.collections import collection_get
 from classification.models import DatasetExport, GroundTruth, ImageSource, JobStatus
 from classification.vocabulary import Attribute, choices_for
+from core.outbox import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ def export_request(
         created_by=user if user is not None and user.is_authenticated else None,
     )
     if enqueue:
-        transaction.on_commit(lambda: export_dataset_task.delay(export.pk))
+        enqueue_on_commit(export_dataset_task, export.pk)
     return export
 
 

@@ -17,6 +17,7 @@ from classification import evaluation
 from classification.export import job_claim
 from classification.models import Backend, DatasetExport, JobStatus, ModelVersion, ParameterSearch, Prediction
 from classification.vocabulary import Attribute
+from core.outbox import enqueue_on_commit
 
 # The thresholds the search varies, per attribute: decision thresholds of BuiltinClassifier, all shares in
 # [0, 1]. Measurement parameters (analysis size, tone bits…) stay as they are, so each picture is measured
@@ -168,7 +169,7 @@ def search_request(
         created_by=user if user is not None and user.is_authenticated else None,
     )
     if enqueue:
-        transaction.on_commit(lambda: parameter_search_task.delay(search.pk))
+        enqueue_on_commit(parameter_search_task, search.pk)
     return search
 
 
@@ -291,7 +292,7 @@ def model_promote(*, model_version_id: int, enqueue: bool = True) -> ModelVersio
         version.promoted_at = timezone.now()
         version.save(update_fields=["status", "promoted_at"])
         if enqueue:
-            transaction.on_commit(lambda: reclassify_plan_task.delay(version.pk))
+            enqueue_on_commit(reclassify_plan_task, version.pk)
     return version
 
 

@@ -164,6 +164,13 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Work requested by a committed transaction waits in core's outbox until the broker takes it (core.outbox).
+SPOTCHECK_OUTBOX_SWEEP_SECONDS = env_float("SPOTCHECK_OUTBOX_SWEEP_SECONDS", 30.0)
+CELERY_TASK_ROUTES["core.tasks.*"] = {"queue": "default"}
+CELERY_BEAT_SCHEDULE["core-outbox-sweep"] = {
+    "task": "core.tasks.outbox_deliver",
+    "schedule": SPOTCHECK_OUTBOX_SWEEP_SECONDS,
+}
 
 # --- Storage (media and exports) ------------------------------------------------------------------
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")

@@ -14,6 +14,7 @@ from classification import cache as classification_cache
 from classification.cache import CacheUnavailable
 from classification.services import fix_record
 from classification.vocabulary import DROPDOWN_DEFAULTS, ML_ATTRIBUTES, is_valid
+from core.outbox import enqueue_on_commit
 from core.roles import is_staff_reviewer
 from sitemaps.models import Advertiser, FixOutbox, ManualFix, VehicleImage
 from sitemaps.selectors import sitemap_values
@@ -137,7 +138,7 @@ def _fix_write(
         created_at=now,
     )
     outbox = FixOutbox.objects.create(manual_fix=fix, ground_truth_id=ground_truth.id, created_at=now)
-    transaction.on_commit(lambda: fix_deliver.delay(outbox.id))
+    enqueue_on_commit(fix_deliver, outbox.id)
     return fix
 
 

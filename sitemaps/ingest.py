@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from classification.vocabulary import Attribute, normalize
+from core.outbox import enqueue_on_commit
 from sitemaps.models import Advertiser, Scrape, Vehicle, VehicleImage
 
 BATCH = 2000
@@ -216,7 +217,7 @@ def _scrape_queue(*, scrape: Scrape) -> Scrape:
     ).update(scrape=scrape, status=VehicleImage.Status.PENDING)
     scrape.total = total
     scrape.save(update_fields=["total"])
-    transaction.on_commit(lambda: scrape_classify.delay(scrape.id))
+    enqueue_on_commit(scrape_classify, scrape.id)
     return scrape
 
 

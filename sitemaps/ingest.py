@@ -17,6 +17,7 @@ BATCH = 2000
 # New pictures in one inventory from which the tables are analyzed at once on PostgreSQL.
 ANALYZE_AFTER_NEW_PICTURES = 10_000
 MAX_URL_LENGTH = 2000
+MAX_TITLE_LENGTH = 300  # Vehicle.title
 
 
 class InventoryInvalid(ValueError):
@@ -87,6 +88,9 @@ def inventory_parse(*, payload) -> list[InventoryVehicle]:
         if not isinstance(title, str):
             fail(index, external_id, "title must be a string")
             continue
+        if len(title) > MAX_TITLE_LENGTH:
+            fail(index, external_id, f"title is longer than {MAX_TITLE_LENGTH} characters")
+            continue
         color = item.get("color")
         if color in (None, ""):
             color = ""
@@ -106,7 +110,7 @@ def inventory_parse(*, payload) -> list[InventoryVehicle]:
         if problem:
             fail(index, external_id, problem)
             continue
-        parsed.append(InventoryVehicle(external_id, title[:300], color, images))
+        parsed.append(InventoryVehicle(external_id, title, color, images))
     if errors:
         raise InventoryInvalid(errors)
     return parsed

@@ -64,7 +64,12 @@ class ScrapeCreateView(APIView):
             return error_response(status_code=400, code="invalid", message=str(exc), vehicles=exc.errors)
         if advertiser is None:
             # The scraper (a staff token) creates the advertiser with its first valid inventory.
-            advertiser = advertiser_ensure(slug=slug, name=str(request.data.get("name", ""))[:200])
+            name = request.data.get("name") or ""
+            if not isinstance(name, str) or len(name) > 200:
+                return error_response(
+                    status_code=400, code="invalid", message="name: a string of at most 200 characters"
+                )
+            advertiser = advertiser_ensure(slug=slug, name=name)
         scrape = scrape_ingest(advertiser=advertiser, vehicles=vehicles, user=request.user)
         return Response(scrape_data(scrape, request), status=status.HTTP_202_ACCEPTED)
 

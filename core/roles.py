@@ -1,4 +1,5 @@
-"""The four roles (Django groups) and the questions views ask about them."""
+"""The roles (Django groups) and the questions views ask about them. ``service`` is for machine tokens
+(scrapers, other systems calling the API), never for people."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
@@ -9,6 +10,7 @@ class Role(models.TextChoices):
     REVIEWER = "reviewer", "Reviewer"
     ADVERTISER = "advertiser", "Advertiser"
     ADMIN = "admin", "Admin"
+    SERVICE = "service", "Service (machine token)"
 
 
 def user_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
@@ -36,3 +38,8 @@ def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
 def is_staff_reviewer(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Reviewers and admins: they see every advertiser and their fixes are global."""
     return has_role(user, Role.REVIEWER, Role.ADMIN)
+
+
+def may_classify_urls(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Who may make the server fetch URLs of their choice: staff (reviewers, admins) and machine tokens."""
+    return has_role(user, Role.REVIEWER, Role.ADMIN, Role.SERVICE)

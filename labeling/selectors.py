@@ -133,3 +133,12 @@ def votes_for_export(*, campaign: Campaign) -> Iterator[tuple[int, int, str]]:
         .values_list("item_id", "user_id", "label")
     )
     yield from rows.iterator(chunk_size=2000)
+
+
+def image_visible(*, user, image_id: int) -> bool:
+    """Whether ``user`` may see the picture: staff always; labelers when it is an item of an active campaign."""
+    from core.roles import Role, has_role, is_staff_reviewer
+
+    if is_staff_reviewer(user):
+        return True
+    return has_role(user, Role.LABELER) and Item.objects.filter(image_id=image_id, campaign__active=True).exists()

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classification.services import urls_classify
-from core.roles import is_staff_reviewer
+from core.roles import is_staff_reviewer, may_classify_urls
 
 
 class UrlField(serializers.CharField):
@@ -61,12 +61,15 @@ class ClassifyView(APIView):
     @extend_schema(
         request=ClassifyInputSerializer,
         responses={200: ClassifyOutputSerializer},
+        description="Staff (reviewers, admins) and service tokens only: the server fetches the URLs.",
         examples=[
             OpenApiExample("One URL", value={"url": "https://cdn.example.com/cars/123/1.jpg"}, request_only=True),
             OpenApiExample("A batch", value={"urls": ["https://cdn.example.com/1.jpg"]}, request_only=True),
         ],
     )
     def post(self, request):
+        if not may_classify_urls(request.user):
+            raise PermissionDenied("Only staff and service tokens may ask the server to fetch URLs.")
         serializer = ClassifyInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -280,9 +280,10 @@ LOGGING = {
 }
 
 # --- Spotcheck ------------------------------------------------------------------------------------
-# Outbound fetching of hostile URLs (classification.fetch). Loopback is for tests and the demo only;
-# the system check core.E001 refuses it when DEBUG=0.
-SPOTCHECK_FETCH_ALLOW_LOOPBACK = env_bool("SPOTCHECK_FETCH_ALLOW_LOOPBACK", False)
+# Outbound fetching of hostile URLs (classification.fetch) reaches global addresses only, plus these exact
+# ip:port endpoints and CIDR networks (a private CDN: "10.20.0.0/16"; the demo: "127.0.0.1:8000"), checked on
+# the resolved address of every hop. An entry reaching loopback is refused when DEBUG=0 (system check core.E001).
+SPOTCHECK_FETCH_ALLOW = env_list("SPOTCHECK_FETCH_ALLOW", [])
 SPOTCHECK_FETCH_MAX_BYTES = env_int("SPOTCHECK_FETCH_MAX_BYTES", 20 * 1024 * 1024)
 SPOTCHECK_FETCH_CONNECT_TIMEOUT = env_float("SPOTCHECK_FETCH_CONNECT_TIMEOUT", 5.0)
 SPOTCHECK_FETCH_READ_TIMEOUT = env_float("SPOTCHECK_FETCH_READ_TIMEOUT", 10.0)

@@ -22,5 +22,5 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "spotcheck-test"}}
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
-SPOTCHECK_FETCH_ALLOW_LOOPBACK = False
+SPOTCHECK_FETCH_ALLOW: list[str] = []  # tests allow the exact host:port of the server they start
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

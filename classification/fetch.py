@@ -34,6 +34,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from classification.models import FetchError
+from core.retry import RETRY
 
 USER_AGENT = "Spotcheck/1.0 (+image classification)"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -82,17 +83,16 @@ _resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spotcheck-dns"
 class FetchFailed(Exception):
     """A URL could not be fetched; ``reason`` is what gets stored on the image source."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = str(reason)
         self.detail = detail
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After, capped)
 
     @property
     def transient(self) -> bool:
-        """Worth trying again later: timeouts, connection trouble, DNS and server-side errors."""
-        if self.reason in {FetchError.TIMEOUT, FetchError.CONNECTION, FetchError.DNS}:
-            return True
-        return self.reason in {"http_429", "http_500", "http_502", "http_503", "http_504"}
+        """Worth trying again later (core.retry): timeouts, connection trouble, DNS, 429 and 5xx."""
+        return RETRY.reason_transient(self.reason)
 
 
 @dataclass(frozen=True)
@@ -481,7 +481,8 @@ def _exchange(target, addresses, headers, watchdog, remaining, connect_timeout, 
                 "last_modified": response.headers.get("Last-Modified", headers.get("If-Modified-Since", "")),
             }
         if status != 200:
-            raise FetchFailed(f"http_{status}", response.reason or "")
+            retry_after = RETRY.retry_after_seconds(response.headers.get("Retry-After"))
+            raise FetchFailed(f"http_{status}", response.reason or "", retry_after=retry_after)
         declared = response.headers.get("Content-Length")
         try:
             declared_length = int(declared) if declared is not None else None

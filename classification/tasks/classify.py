@@ -6,23 +6,18 @@ picture is never classified again) and retry only named transient errors, with c
 
 from __future__ import annotations
 
-import random
-
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
 from classification import services
 from classification.classifiers import ClassifierError
-
-MAX_RETRIES = 5
-BACKOFF_BASE = 10  # seconds
-BACKOFF_CAP = 600
+from core.retry import RETRY
 
 
-def backoff(retries: int) -> float:
-    """Exponential backoff with full jitter, capped (so retries of a batch do not arrive together)."""
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**retries))
+def backoff(retries: int, retry_after: float | None = None) -> float:
+    """The one policy's wait (core.retry): capped exponential backoff with full jitter, or Retry-After."""
+    return RETRY.countdown(retries, retry_after=retry_after)
 
 
 @shared_task(name="classification.urls_classify_batch", ignore_result=True, soft_time_limit=60, time_limit=90)
@@ -40,7 +35,6 @@ def urls_classify_batch(urls: list[str], chunk_size: int | None = None) -> int:
     name="classification.urls_classify_chunk",
     bind=True,
     ignore_result=True,
-    max_retries=MAX_RETRIES,
     soft_time_limit=240,
     time_limit=300,
 )
@@ -55,7 +49,8 @@ def urls_classify_chunk(self, urls: list[str]) -> dict:
         transaction.on_commit(lambda image_id=image_id: image_classify.delay(image_id))
     transient = [c.url for c in checks.values() if c.error and c.transient]
     if transient and self.request.retries < self.max_retries:
-        raise self.retry(args=(transient,), countdown=backoff(self.request.retries))
+        waits = [c.retry_after for c in checks.values() if c.error and c.transient and c.retry_after is not None]
+        raise self.retry(args=(transient,), countdown=backoff(self.request.retries, max(waits, default=None)))
     return {"checked": len(checks), "pending": len(pending), "transient": len(transient)}
 
 
@@ -63,7 +58,6 @@ def urls_classify_chunk(self, urls: list[str]) -> dict:
     name="classification.image_classify",
     bind=True,
     ignore_result=True,
-    max_retries=MAX_RETRIES,
     soft_time_limit=60,
     time_limit=90,
 )
@@ -81,7 +75,6 @@ def image_classify(self, image_id: int) -> bool:
     name="classification.image_reclassify",
     bind=True,
     ignore_result=True,
-    max_retries=MAX_RETRIES,
     soft_time_limit=60,
     time_limit=90,
 )

@@ -3,11 +3,12 @@
 Thin: each loads by id and calls a service; the services are idempotent and record progress in our tables.
 """
 
-from botocore.exceptions import ConnectionError as BotoConnectionError
 from celery import shared_task
 
-# Storage and network hiccups worth another try; anything else fails the job with its message.
-TRANSIENT = (BotoConnectionError, ConnectionError, TimeoutError)
+from core.retry import RETRY
+
+# Storage, network and database hiccups are retried by the one policy (core.retry.PolicyTask, every task's
+# class); anything else fails the job with its message.
 LONG = {"soft_time_limit": 3 * 3600, "time_limit": 3 * 3600 + 300}
 
 __all__ = [
@@ -22,10 +23,6 @@ __all__ = [
 @shared_task(
     name="classification.export_dataset",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=3,
     **LONG,
 )
 def export_dataset_task(self, export_id: int) -> None:
@@ -37,10 +34,6 @@ def export_dataset_task(self, export_id: int) -> None:
 @shared_task(
     name="classification.evaluate_models",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=3,
     **LONG,
 )
 def evaluate_models_task(self, evaluation_ids: list[int]) -> None:
@@ -52,10 +45,6 @@ def evaluate_models_task(self, evaluation_ids: list[int]) -> None:
 @shared_task(
     name="classification.parameter_search",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=3,
     **LONG,
 )
 def parameter_search_task(self, search_id: int) -> None:
@@ -67,10 +56,6 @@ def parameter_search_task(self, search_id: int) -> None:
 @shared_task(
     name="classification.reclassify_plan",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    retry_backoff_max=120,
-    max_retries=5,
 )
 def reclassify_plan_task(self, model_version_id: int) -> None:
     from classification.training import reclassify_plan
@@ -81,10 +66,6 @@ def reclassify_plan_task(self, model_version_id: int) -> None:
 @shared_task(
     name="classification.reclassify_chunk",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    retry_backoff_max=120,
-    max_retries=5,
 )
 def reclassify_chunk_task(self, model_version_id: int, image_ids: list[int]) -> None:
     from classification.classifiers import ClassifierError
@@ -96,4 +77,4 @@ def reclassify_chunk_task(self, model_version_id: int, image_ids: list[int]) -> 
         # A model server that is briefly down: retry the chunk (pictures already done are skipped).
         if not exc.transient or self.request.retries >= self.max_retries:
             raise
-        raise self.retry(exc=exc, countdown=min(120, 5 * 2**self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=RETRY.countdown(self.request.retries)) from exc

@@ -366,3 +366,34 @@ def test_deflate_encoded_picture_is_decoded_in_both_spellings(picture_server, al
     body = packer.compress(stock_red_jpeg) + packer.flush()
     picture_server.serve("/d.jpg", body, headers={"Content-Encoding": "deflate"})
     assert fetch(picture_server.url("/d.jpg")).content == stock_red_jpeg
+
+
+@pytest.mark.parametrize(("header", "expected"), [("7", 7.0), ("100000", 900.0), (None, None)])
+def test_a_429_carries_the_servers_retry_after_capped(picture_server, allow_loopback, header, expected):
+    picture_server.routes["/busy"] = lambda _h: Reply(429, b"slow down", {"Retry-After": header} if header else {})
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/busy"))
+    assert failure.value.transient and failure.value.retry_after == expected
+
+
+@pytest.mark.django_db
+def test_a_chunk_waits_for_the_retry_after_a_server_sent(picture_server, allow_loopback, stock_red_jpeg, monkeypatch):
+    import itertools
+
+    from classification.tasks import classify as tasks
+    from tests.classification.test_tasks import run_like_a_worker
+
+    waited = []
+    original = tasks.backoff
+    monkeypatch.setattr(
+        tasks, "backoff", lambda retries, retry_after=None: waited.append(original(retries, retry_after)) or 0
+    )
+    attempts = itertools.count()
+    picture_server.routes["/a.jpg"] = lambda _h: (
+        Reply(503, b"", {"Retry-After": "42"})
+        if next(attempts) == 0
+        else Reply(200, stock_red_jpeg, {"Content-Type": "image/jpeg"})
+    )
+    run_like_a_worker(tasks.urls_classify_chunk, [picture_server.url("/a.jpg")])
+    assert picture_server.statuses("/a.jpg") == [503, 200]
+    assert len(waited) == 1 and waited[0] >= 42

@@ -149,7 +149,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A message a dead worker took (acks_late) is handed out again after this many seconds. It must exceed the
+    # longest task run (CELERY_TASK_TIME_LIMIT, 300 s) and the longest retry wait (core.retry caps, 300 s),
+    # or a live task or a waiting retry would be delivered twice. A killed scrape chunk comes back sooner,
+    # through the stalled-runs sweep (SPOTCHECK_SITEMAP_STALLED_SECONDS).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 360)}
 # Progress lives in our own tables, so no result backend.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -160,6 +164,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers outlive a broker outage of any length (Celery's default gives up after 100 attempts), and tasks
+# running when the connection drops are cancelled: their acks could not reach the broker, so they come back.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {}
@@ -325,15 +333,20 @@ CELERY_TASK_ROUTES.update(
         "sitemaps.tasks.scrapes_stalled_resume": {"queue": "default"},
     }
 )
-# A classification run that counted nothing for this long is resumed (its pending pictures re-dispatched).
-SPOTCHECK_SITEMAP_STALLED_SECONDS = env_int("SPOTCHECK_SITEMAP_STALLED_SECONDS", 600)
+# A classification run that counted nothing for this long is resumed (its pending pictures re-dispatched),
+# checked every SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS: a chunk lost with a killed worker is back within 2 min.
+SPOTCHECK_SITEMAP_STALLED_SECONDS = env_int("SPOTCHECK_SITEMAP_STALLED_SECONDS", 90)
+SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS = env_float("SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE.update(
     {
         "sitemaps-fix-outbox-sweep": {
             "task": "sitemaps.tasks.fixes_undelivered_resend",
             "schedule": SPOTCHECK_SITEMAP_SWEEP_SECONDS,
         },
-        "sitemaps-stalled-runs-sweep": {"task": "sitemaps.tasks.scrapes_stalled_resume", "schedule": 120.0},
+        "sitemaps-stalled-runs-sweep": {
+            "task": "sitemaps.tasks.scrapes_stalled_resume",
+            "schedule": SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS,
+        },
     }
 )
 

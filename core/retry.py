@@ -41,8 +41,10 @@ def _infrastructure_errors() -> tuple[type[BaseException], ...]:
 class RetryPolicy:
     max_retries: int = 5
     backoff_base: float = 10.0  # seconds before the first retry (at most: full jitter)
-    backoff_cap: float = 600.0
-    retry_after_cap: float = 900.0  # a server asking for longer is waited for this long
+    # Both caps stay under the broker's visibility timeout (360 s): a retry waiting longer would be handed out
+    # a second time.
+    backoff_cap: float = 300.0
+    retry_after_cap: float = 300.0  # a server asking for longer is waited for this long
 
     @staticmethod
     def status_transient(status: int) -> bool:

@@ -368,7 +368,7 @@ def test_deflate_encoded_picture_is_decoded_in_both_spellings(picture_server, al
     assert fetch(picture_server.url("/d.jpg")).content == stock_red_jpeg
 
 
-@pytest.mark.parametrize(("header", "expected"), [("7", 7.0), ("100000", 900.0), (None, None)])
+@pytest.mark.parametrize(("header", "expected"), [("7", 7.0), ("100000", 300.0), (None, None)])
 def test_a_429_carries_the_servers_retry_after_capped(picture_server, allow_loopback, header, expected):
     picture_server.routes["/busy"] = lambda _h: Reply(429, b"slow down", {"Retry-After": header} if header else {})
     with pytest.raises(FetchFailed) as failure:

@@ -339,7 +339,7 @@ CELERY_TASK_ROUTES.update(
 )
 # A classification run that counted nothing for this long is resumed (its pending pictures re-dispatched),
 # checked every SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS: a chunk lost with a killed worker is back within 2 min.
-SPOTCHECK_SITEMAP_STALLED_SECONDS = env_int("SPOTCHECK_SITEMAP_STALLED_SECONDS", 90)
+SPOTCHECK_SITEMAP_STALLED_SECONDS = env_int("SPOTCHECK_SITEMAP_STALLED_SECONDS", 60)
 SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS = env_float("SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE.update(
     {

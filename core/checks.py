@@ -5,12 +5,25 @@ from django.core.checks import Error, Tags, register
 
 
 @register(Tags.security)
-def loopback_fetching_refused_in_production(app_configs, **kwargs):
-    if settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK and not settings.DEBUG:
+def fetch_allow_list_checked(app_configs, **kwargs):
+    """SPOTCHECK_FETCH_ALLOW must parse (core.E002) and reach no loopback address when DEBUG=0 (core.E001)."""
+    from classification.fetch import AllowList
+
+    try:
+        allowed = AllowList.parse(settings.SPOTCHECK_FETCH_ALLOW)
+    except ValueError as exc:
         return [
             Error(
-                "SPOTCHECK_FETCH_ALLOW_LOOPBACK is on with DEBUG=0.",
-                hint="Loopback fetching is for tests and the demo; unset it in production.",
+                f"SPOTCHECK_FETCH_ALLOW: {exc}.",
+                hint="Entries are ip:port ([v6]:port) or CIDR networks, comma-separated.",
+                id="core.E002",
+            )
+        ]
+    if allowed.allows_loopback() and not settings.DEBUG:
+        return [
+            Error(
+                "SPOTCHECK_FETCH_ALLOW reaches a loopback address with DEBUG=0.",
+                hint="Loopback fetching is for tests and the demo; remove 127.0.0.0/8 and ::1 entries in production.",
                 id="core.E001",
             )
         ]

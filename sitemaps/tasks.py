@@ -5,6 +5,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
+from core.retry import RETRY
 from sitemaps import classify_run, fix_write
 
 
@@ -19,7 +20,8 @@ def scrape_classify(scrape_id: int) -> int:
 
 @shared_task(name="sitemaps.tasks.scrape_chunk_classify")
 def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt: int = 0) -> int:
-    """Classify one chunk; pictures that hit a connection error/timeout are retried with backoff, a few times.
+    """Classify one chunk; pictures that failed transiently (core.retry: timeouts, connection, 429, 5xx) are
+    retried with the policy's backoff, a few times.
 
     The retry is a new message (not task.retry) so it only carries the pictures still pending.
     """
@@ -28,7 +30,7 @@ def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt:
         scrape_id=scrape_id, vehicle_image_ids=vehicle_image_ids, final_attempt=final
     )
     if retry:
-        scrape_chunk_classify.apply_async((scrape_id, retry, attempt + 1), countdown=min(2 ** (attempt + 1), 60))
+        scrape_chunk_classify.apply_async((scrape_id, retry, attempt + 1), countdown=RETRY.countdown(attempt))
     return len(retry)
 
 

@@ -6,28 +6,25 @@ picture is never classified again) and retry only named transient errors, with c
 
 from __future__ import annotations
 
-import random
-
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
 from classification import services
 from classification.classifiers import ClassifierError
-
-MAX_RETRIES = 5
-BACKOFF_BASE = 10  # seconds
-BACKOFF_CAP = 600
+from core.outbox import enqueue_on_commit
+from core.retry import RETRY
 
 
-def backoff(retries: int) -> float:
-    """Exponential backoff with full jitter, capped (so retries of a batch do not arrive together)."""
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**retries))
+def backoff(retries: int, retry_after: float | None = None) -> float:
+    """The one policy's wait (core.retry): capped exponential backoff with full jitter, or Retry-After."""
+    return RETRY.countdown(retries, retry_after=retry_after)
 
 
 def classifier_countdown(exc: ClassifierError, retries: int) -> float:
     """The backoff, but never sooner than the Retry-After a throttling backend asked for (capped)."""
-    return max(backoff(retries), min(float(exc.retry_after or 0), BACKOFF_CAP))
+    retry_after = min(float(exc.retry_after), RETRY.retry_after_cap) if exc.retry_after else None
+    return backoff(retries, retry_after)
 
 
 @shared_task(name="classification.urls_classify_batch", ignore_result=True, soft_time_limit=60, time_limit=90)
@@ -45,7 +42,6 @@ def urls_classify_batch(urls: list[str], chunk_size: int | None = None) -> int:
     name="classification.urls_classify_chunk",
     bind=True,
     ignore_result=True,
-    max_retries=MAX_RETRIES,
     soft_time_limit=240,
     time_limit=300,
 )
@@ -60,7 +56,8 @@ def urls_classify_chunk(self, urls: list[str]) -> dict:
         transaction.on_commit(lambda image_id=image_id: image_classify.delay(image_id))
     transient = [c.url for c in checks.values() if c.error and c.transient]
     if transient and self.request.retries < self.max_retries:
-        raise self.retry(args=(transient,), countdown=backoff(self.request.retries))
+        waits = [c.retry_after for c in checks.values() if c.error and c.transient and c.retry_after is not None]
+        raise self.retry(args=(transient,), countdown=backoff(self.request.retries, max(waits, default=None)))
     return {"checked": len(checks), "pending": len(pending), "transient": len(transient)}
 
 
@@ -68,7 +65,6 @@ def urls_classify_chunk(self, urls: list[str]) -> dict:
     name="classification.image_classify",
     bind=True,
     ignore_result=True,
-    max_retries=MAX_RETRIES,
     soft_time_limit=60,
     time_limit=90,
 )
@@ -86,7 +82,6 @@ def image_classify(self, image_id: int) -> bool:
     name="classification.image_reclassify",
     bind=True,
     ignore_result=True,
-    max_retries=MAX_RETRIES,
     soft_time_limit=60,
     time_limit=90,
 )
@@ -101,7 +96,7 @@ def image_reclassify(self, image_id: int, model_version_id: int | None = None) -
 
 
 def urls_enqueue(*, urls: list[str]) -> None:
-    """Classify URLs in the background once the current transaction commits."""
+    """Classify URLs in the background once the current transaction commits (through the outbox)."""
     unique = list(dict.fromkeys(urls))
     if unique:
-        transaction.on_commit(lambda: urls_classify_batch.delay(unique))
+        enqueue_on_commit(urls_classify_batch, unique)

@@ -11,6 +11,7 @@ from classification.classifiers import ClassifierError
 from classification.classifiers.builtin import BuiltinClassifier
 from classification.models import Image, ImageSource, Prediction
 from classification.tasks import classify as tasks
+from core.retry import RETRY
 
 from .conftest import Reply
 
@@ -32,11 +33,6 @@ def test_fetching_and_classifying_run_on_separate_queues():
     assert routes["classification.urls_classify_chunk"]["queue"] == "fetch"
     assert routes["classification.image_classify"]["queue"] == "classify"
     assert tasks.image_classify.time_limit and tasks.urls_classify_chunk.soft_time_limit
-
-
-def test_backoff_grows_and_is_capped():
-    assert all(0 <= tasks.backoff(0) <= tasks.BACKOFF_BASE for _ in range(20))
-    assert max(tasks.backoff(30) for _ in range(200)) <= tasks.BACKOFF_CAP
 
 
 @pytest.mark.django_db
@@ -75,7 +71,7 @@ def test_batch_is_chunked_and_new_pictures_are_classified_on_the_classify_queue(
 
 @pytest.mark.django_db
 def test_transient_url_failures_are_retried_alone(picture_server, allow_loopback, stock_red_jpeg, monkeypatch):
-    monkeypatch.setattr(tasks, "backoff", lambda retries: 0)
+    monkeypatch.setattr(tasks, "backoff", lambda retries, retry_after=None: 0)
     attempts = itertools.count()
 
     def flaky(_headers):
@@ -94,7 +90,7 @@ def test_transient_url_failures_are_retried_alone(picture_server, allow_loopback
 
 @pytest.mark.django_db
 def test_a_transiently_failing_classifier_is_retried_then_left_without_value(stock_red_jpeg, monkeypatch):
-    monkeypatch.setattr(tasks, "backoff", lambda retries: 0)
+    monkeypatch.setattr(tasks, "backoff", lambda retries, retry_after=None: 0)
     image = services._image_store_pending(sha256="a" * 64, data=stock_red_jpeg)
     calls = []
 
@@ -105,7 +101,7 @@ def test_a_transiently_failing_classifier_is_retried_then_left_without_value(sto
     monkeypatch.setattr(BuiltinClassifier, "classify", failing)
     with pytest.raises(ClassifierError):
         run_like_a_worker(tasks.image_classify, image.pk)
-    assert len(calls) == tasks.MAX_RETRIES + 1
+    assert len(calls) == RETRY.max_retries + 1
     image.refresh_from_db()
     assert image.classified_at is None and not Prediction.objects.filter(image=image).exists()
 

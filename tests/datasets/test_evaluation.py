@@ -133,7 +133,9 @@ def test_an_attribute_no_model_produces_cannot_be_evaluated(make_image, truth, s
 
 
 def test_models_page_lists_versions_and_forms(admin_client, stand_in_models, django_assert_max_num_queries):
-    with django_assert_max_num_queries(10):
+    # A fixed number, whatever the rows: session, user, versions, evaluations, searches, training runs, the
+    # forms' choices, the drift of the two attributes and the recent exports (14 since the learned backend).
+    with django_assert_max_num_queries(14):
         html = admin_client.get("/models/").content.decode()
     assert "lazy" in html and "good" in html
     assert html.count("Promote") == 1  # only the candidate can be promoted

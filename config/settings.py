@@ -321,7 +321,7 @@ SPOTCHECK_EMBEDDING_THREADS = env_int("SPOTCHECK_EMBEDDING_THREADS", 1)
 SPOTCHECK_DEMO_BASE_URL = env_str("SPOTCHECK_DEMO_BASE_URL", "http://127.0.0.1:8000")
 # Seconds a client is told to wait (Retry-After of the 503) while the database or the cache is unreachable.
 SPOTCHECK_OUTAGE_RETRY_AFTER = env_int("SPOTCHECK_OUTAGE_RETRY_AFTER", 5)
-# Who may see a picture (core.media): each function answers for its app; a user sees it if any says yes.
+# Who may see a picture (classification.media): each function answers for its app; a user sees it if any says yes.
 SPOTCHECK_IMAGE_ACCESS = ["sitemaps.access.image_visible", "labeling.selectors.image_visible"]
 
 # --- Sitemaps (advertiser_sitemaps) ---------------------------------------------------------------

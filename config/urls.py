@@ -28,6 +28,6 @@ urlpatterns = [
 
 if not settings.AWS_STORAGE_BUCKET_NAME:
     # Local storage: thumbnails go through an authenticated view; nothing else under MEDIA_ROOT is served.
-    from core.media import thumbnail
+    from classification.media import thumbnail
 
     urlpatterns.append(path(f"{settings.MEDIA_URL.strip('/')}/thumbnails/<path:name>", thumbnail, name="thumbnail"))

@@ -17,10 +17,13 @@ from core.api import error_body
 log = logging.getLogger(__name__)
 
 
-def _cache_errors() -> tuple[type[BaseException], ...]:
-    from classification.cache import CacheUnavailable
+class Unreachable(Exception):
+    """Base of an app's "backing service unreachable now" error (e.g. classification.cache.CacheUnavailable),
+    so core answers 503 for it without importing the app."""
 
-    errors: list[type[BaseException]] = [CacheUnavailable]
+
+def _cache_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [Unreachable]
     try:
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError

@@ -54,7 +54,7 @@ def _send(*, row_id: int, task: Task, args, kwargs) -> bool:
 def outbox_deliver(*, older_than: timedelta = timedelta(seconds=30), limit: int = 500) -> int:
     """Send the messages still in the outbox (oldest first) that were requested more than ``older_than`` ago;
     stops at the first broker error (it is still down). Returns how many were sent."""
-    from config.celery import app
+    from celery import current_app as app
 
     cutoff = timezone.now() - older_than
     rows = list(TaskOutbox.objects.filter(created_at__lte=cutoff).order_by("id")[:limit])

@@ -87,11 +87,11 @@ def test_zip_fill_is_queued_while_the_broker_is_down(client, admin_user, broker_
 
 @pytest.mark.django_db(transaction=True)
 def test_promotion_succeeds_while_the_broker_is_down(broker_unreachable):
-    from classification import training
+    from classification import promotion
     from classification.models import ModelVersion
 
     version = ModelVersion.objects.create(backend="builtin", name="v2", status=ModelVersion.Status.CANDIDATE)
-    training.model_promote(model_version_id=version.pk)
+    promotion.model_promote(model_version_id=version.pk)
     version.refresh_from_db()
     assert version.status == ModelVersion.Status.ACTIVE
     (row,) = TaskOutbox.objects.all()

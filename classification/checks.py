@@ -1,14 +1,14 @@
-"""System checks that keep production honest."""
+"""System checks of classification that keep production honest (ids core.E001/E002 kept as documented)."""
 
 from django.conf import settings
 from django.core.checks import Error, Tags, register
+
+from classification.fetch import AllowList
 
 
 @register(Tags.security)
 def fetch_allow_list_checked(app_configs, **kwargs):
     """SPOTCHECK_FETCH_ALLOW must parse (core.E002) and reach no loopback address when DEBUG=0 (core.E001)."""
-    from classification.fetch import AllowList
-
     try:
         allowed = AllowList.parse(settings.SPOTCHECK_FETCH_ALLOW)
     except ValueError as exc:

@@ -1,8 +1,9 @@
 """Thumbnails in the embedded setup (local storage): served by an authenticated view, only to a user who may
 see a sitemap, campaign or dataset holding the picture; anyone else gets a 404 (no existence leak).
 
-Each app answers "may this user see this picture" through a function named in SPOTCHECK_IMAGE_ACCESS, so core
-imports no app. With S3 the bucket is private and pages carry short-lived signed URLs instead.
+Each app answers "may this user see this picture" through a function named in SPOTCHECK_IMAGE_ACCESS, so
+classification imports no app that depends on it. With S3 the bucket is private and pages carry short-lived
+signed URLs instead.
 """
 
 from django.conf import settings

@@ -19,16 +19,16 @@ $(VENV)/.dev-deps: requirements-dev.txt requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.run-deps
 
-# The demo serves its own pictures on loopback, so it allows loopback fetching (never in production).
+# The demo serves its own pictures on loopback, so it allows fetching from its own address (never in production).
 run: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
-	SPOTCHECK_FETCH_ALLOW_LOOPBACK=1 SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py demo_seed
-	SPOTCHECK_FETCH_ALLOW_LOOPBACK=1 SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py serve $(ADDR)
+	SPOTCHECK_FETCH_ALLOW=$(ADDR) SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py demo_seed
+	SPOTCHECK_FETCH_ALLOW=$(ADDR) SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py serve $(ADDR)
 
 dev: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
-	SPOTCHECK_FETCH_ALLOW_LOOPBACK=1 SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py demo_seed
-	SPOTCHECK_FETCH_ALLOW_LOOPBACK=1 SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py serve --dev $(ADDR)
+	SPOTCHECK_FETCH_ALLOW=$(ADDR) SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py demo_seed
+	SPOTCHECK_FETCH_ALLOW=$(ADDR) SPOTCHECK_DEMO_BASE_URL=http://$(ADDR) $(BIN)/python manage.py serve --dev $(ADDR)
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .

@@ -24,7 +24,7 @@ _tmp = tempfile.mkdtemp(prefix="spotcheck-bench-recheck-")
 os.environ["SPOTCHECK_VAR_DIR"] = _tmp
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("REDIS_URL", None)
-os.environ["SPOTCHECK_FETCH_ALLOW_LOOPBACK"] = "1"  # the server is on 127.0.0.1 (DEBUG stays on here)
+os.environ["SPOTCHECK_FETCH_ALLOW"] = "127.0.0.1/32"  # the server is on 127.0.0.1, port unknown (DEBUG stays on)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 DISTINCT = 20  # distinct pictures behind the URLs (listing sites reuse a lot)

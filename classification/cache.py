@@ -25,13 +25,14 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from classification.models import GroundTruth, Prediction
 from classification.values import Fix, Resolved, resolve
 from classification.vocabulary import ML_ATTRIBUTES
+from core.outage import Unreachable
 
 ENTRY_VERSION = 1  # bump when the entry layout changes: old entries are then simply misses
 FIX_SOURCES = (GroundTruth.Source.STAFF_FIX, GroundTruth.Source.ADVERTISER_FIX)
 _WATCH_ATTEMPTS = 20
 
 
-class CacheUnavailable(Exception):
+class CacheUnavailable(Unreachable):
     """The cache could not be written (down, or contention beyond retries); the caller retries later."""
 
 

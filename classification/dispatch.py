@@ -14,22 +14,21 @@ from __future__ import annotations
 
 import time
 
-from django.db import transaction
-
 from classification import services
 from classification.models import Image, ImageSource
 from classification.services import Classified, ClassifyOutcome, url_hash
 from classification.tasks.classify import image_classify, urls_fetch
+from core.outbox import enqueue_on_commit
 
 POLL_SECONDS = 0.05
 
 
 def urls_enqueue(*, urls: list[str]) -> None:
     """Classify URLs in the background (stage 1 on the fetch queue, then stage 2) once the current
-    transaction commits."""
+    transaction commits (through the outbox: a broker outage delays the work, never loses it)."""
     unique = list(dict.fromkeys(urls))
     if unique:
-        transaction.on_commit(lambda: urls_fetch.delay(unique))
+        enqueue_on_commit(urls_fetch, unique)
 
 
 def urls_classify_queued(*, urls: list[str], advertiser: str | None = None, deadline: float) -> list[ClassifyOutcome]:

@@ -23,13 +23,13 @@ from urllib.parse import unquote_plus, urlparse
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from classification.bucket import bucket_name
 from classification.fetch import FetchFailed, fetch
 from core.errors import ApplicationError
+from core.json_input import json_checked
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +63,18 @@ class Handled:
 def _json(body: bytes):
     if len(body) > MAX_BODY:
         raise EventRefused("too_large", f"An event delivery is at most {MAX_BODY} bytes.", status=413)
+    return _loads(body, refusal="The body is not JSON")
+
+
+def _loads(text: bytes | str, *, refusal: str):
+    """JSON checked like every request body (core.json_input): no deep nesting, NUL, lone surrogate or
+    out-of-range integer reaches a task's arguments (PostgreSQL could not store them in the outbox)."""
     try:
-        return json.loads(body)
+        return json_checked(json.loads(text))
+    except RecursionError:
+        raise EventRefused("invalid", f"{refusal}: nested too deeply.") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise EventRefused("invalid", f"The body is not JSON: {exc}") from exc
+        raise EventRefused("invalid", f"{refusal}: {exc}") from exc
 
 
 # --- SNS ------------------------------------------------------------------------------------------------
@@ -171,10 +179,10 @@ def sns_handle(*, body: bytes) -> Handled:
         return Handled(answer={"confirmed": message.get("TopicArn")})
     if kind == "UnsubscribeConfirmation":
         return Handled()
-    try:
-        event = json.loads(message.get("Message") or "{}")
-    except ValueError as exc:
-        raise EventRefused("invalid", "The notification's Message is not an S3 event.") from exc
+    raw = message.get("Message") or "{}"
+    if not isinstance(raw, str):
+        raise EventRefused("invalid", "The notification's Message is not an S3 event.")
+    event = _loads(raw, refusal="The notification's Message is not an S3 event")
     uris = s3_created_keys(event if isinstance(event, dict) else {})
     _enqueue_objects(uris)
     return Handled(queued=uris)
@@ -182,9 +190,10 @@ def sns_handle(*, body: bytes) -> Handled:
 
 def _enqueue_objects(uris: list[str]) -> None:
     from classification.tasks.bucket import bucket_object_classify
+    from core.outbox import enqueue_on_commit
 
     for uri in uris:
-        transaction.on_commit(lambda uri=uri: bucket_object_classify.delay(uri))
+        enqueue_on_commit(bucket_object_classify, uri)
 
 
 # --- Event Grid -----------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The only code that downloads a URL. Every URL is hostile: it may point inside our network, redirect there,
 trickle forever, or send more bytes than it admits.
 
-Guards: http/https only; the host is resolved once and every address must be global (see
-``address_refusal``); the connection goes to the checked address (Host header, TLS SNI and certificate
-verification still use the hostname, so DNS cannot rebind between check and connect); at most
+Guards: http/https only; the host is resolved once and every address must be global or on the allow-list
+SPOTCHECK_FETCH_ALLOW (see ``address_refusal``); the connection goes to the checked address (Host header,
+TLS SNI and certificate verification still use the hostname, so DNS cannot rebind between check and
+connect); at most
 ``SPOTCHECK_FETCH_MAX_REDIRECTS`` redirects, each checked again; connect/read timeouts plus a total deadline
 enforced by a watchdog that closes the socket; a byte cap counted while streaming, after gzip/deflate
 decoding. Each failure is a ``FetchFailed`` whose ``reason`` is a ``FetchError`` value or ``http_<status>``.
@@ -21,6 +22,7 @@ import ssl
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from classification.models import FetchError
+from core.retry import RETRY
 
 USER_AGENT = "Spotcheck/1.0 (+image classification)"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -82,17 +85,16 @@ _resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spotcheck-dns"
 class FetchFailed(Exception):
     """A URL could not be fetched; ``reason`` is what gets stored on the image source."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = str(reason)
         self.detail = detail
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After, capped)
 
     @property
     def transient(self) -> bool:
-        """Worth trying again later: timeouts, connection trouble, DNS and server-side errors."""
-        if self.reason in {FetchError.TIMEOUT, FetchError.CONNECTION, FetchError.DNS}:
-            return True
-        return self.reason in {"http_429", "http_500", "http_502", "http_503", "http_504"}
+        """Worth trying again later (core.retry): timeouts, connection trouble, DNS, 429 and 5xx."""
+        return RETRY.reason_transient(self.reason)
 
 
 @dataclass(frozen=True)
@@ -127,19 +129,70 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
-def address_refusal(address: str, *, allow_loopback: bool | None = None) -> str | None:
-    """Why an IP address must not be fetched from (a short phrase), or None when it is global.
+@dataclass(frozen=True)
+class AllowList:
+    """SPOTCHECK_FETCH_ALLOW: addresses fetched although not global. An entry is an exact ``ip:port`` (IPv6
+    in brackets: ``[::1]:8080``) or a network in CIDR notation (``10.20.0.0/16``, any port). Entries match the
+    resolved address of every hop, never a hostname, so a redirect to another port of an allowed host is
+    refused."""
 
-    Loopback (127/8, ::1 only) is allowed when ``allow_loopback`` (default: the setting), for tests and
-    the demo; the system check core.E001 refuses that setting in production.
-    """
-    if allow_loopback is None:
-        allow_loopback = settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK
-    return _address_refusal(address, bool(allow_loopback))
+    endpoints: frozenset[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]] = frozenset()
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Sequence[str]) -> AllowList:
+        """Raise ValueError naming the first entry that is neither ``ip:port`` nor a CIDR network."""
+        endpoints, networks = set(), []
+        for raw in entries:
+            entry = raw.strip()
+            if not entry:
+                continue
+            if "/" in entry:
+                try:
+                    networks.append(ipaddress.ip_network(entry, strict=False))
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not a CIDR network") from None
+                continue
+            host, sep, port = entry.rpartition(":")
+            host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+            try:
+                ip, number = ipaddress.ip_address(host), int(port)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not ip:port (a name is not accepted: addresses are checked)") from None
+            if not sep or not 0 < number < 65536:
+                raise ValueError(f"{entry!r} has no valid port")
+            endpoints.add((ip, number))
+        return cls(frozenset(endpoints), tuple(networks))
+
+    def allows(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int | None) -> bool:
+        return (ip, port) in self.endpoints or any(ip.version == n.version and ip in n for n in self.networks)
+
+    def allows_loopback(self) -> bool:
+        """Whether any entry reaches 127/8 or ::1: for tests and the demo only (core.E001 refuses it with
+        DEBUG=0)."""
+        return any(ip.is_loopback for ip, _port in self.endpoints) or any(
+            net.version == loop.version and net.overlaps(loop) for net in self.networks for loop in _LOOPBACK_NETWORKS
+        )
+
+
+@lru_cache(maxsize=8)
+def _allow_list(entries: tuple[str, ...]) -> AllowList:
+    return AllowList.parse(entries)
+
+
+def allow_list() -> AllowList:
+    """The parsed SPOTCHECK_FETCH_ALLOW (system check core.E002 reports a malformed entry at startup)."""
+    return _allow_list(tuple(settings.SPOTCHECK_FETCH_ALLOW))
+
+
+def address_refusal(address: str, *, port: int | None = None, allowed: AllowList | None = None) -> str | None:
+    """Why an IP address (and port) must not be fetched from (a short phrase), or None when it is global or
+    on the allow-list (default: SPOTCHECK_FETCH_ALLOW)."""
+    return _address_refusal(address, port, allow_list() if allowed is None else allowed)
 
 
 @lru_cache(maxsize=4096)
-def _address_refusal(address: str, allow_loopback: bool) -> str | None:
+def _address_refusal(address: str, port: int | None, allowed: AllowList) -> str | None:
     """``address_refusal`` as a pure function of its arguments, remembered (every request checks one)."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
@@ -147,12 +200,12 @@ def _address_refusal(address: str, allow_loopback: bool) -> str | None:
         return "not an IP address"
     if "%" in address:
         return "scoped (link-local) IPv6 address"
-    if allow_loopback and any(ip in net for net in _LOOPBACK_NETWORKS):
+    if allowed.allows(ip, port):
         return None
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(ip)
         if embedded is not None:
-            inner = address_refusal(str(embedded), allow_loopback=False)
+            inner = address_refusal(str(embedded), allowed=AllowList())
             if inner:
                 return f"IPv6 carrying {embedded} ({inner})"
     for net in _BLOCKED_NETWORKS:
@@ -224,7 +277,7 @@ def _checked_addresses(target: _Target, timeout: float) -> list[str]:
     addresses = _resolve(target.host, target.port, timeout)
     for address in addresses:
         # One refused address refuses the host: an attacker controls which record we would pick.
-        refusal = address_refusal(address)
+        refusal = address_refusal(address, port=target.port)
         if refusal:
             raise FetchFailed(FetchError.BLOCKED_ADDRESS, f"{target.host} → {address}: {refusal}")
     return addresses
@@ -459,7 +512,8 @@ class _IdleConnections:
                 if not stack:
                     return None
                 conn, address, since = stack.pop()
-            if now - since < self.IDLE_SECONDS and address_refusal(address) is None and conn.is_connected:
+            fresh = now - since < self.IDLE_SECONDS and conn.is_connected
+            if fresh and address_refusal(address, port=target.port) is None:
                 return conn, address
             conn.close()
 
@@ -536,7 +590,8 @@ def _roundtrip(target, conn, address, headers, watchdog, remaining, read_timeout
                 "last_modified": response.headers.get("Last-Modified", headers.get("If-Modified-Since", "")),
             }
         if status != 200:
-            raise FetchFailed(f"http_{status}", response.reason or "")
+            retry_after = RETRY.retry_after_seconds(response.headers.get("Retry-After"))
+            raise FetchFailed(f"http_{status}", response.reason or "", retry_after=retry_after)
         declared = response.headers.get("Content-Length")
         try:
             declared_length = int(declared) if declared is not None else None

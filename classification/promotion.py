@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from classification.models import ModelVersion
 from classification.tasks.promotion import reclassify_plan_task
+from core.outbox import enqueue_on_commit
 
 
 def model_promote(*, model_version_id: int, enqueue: bool = True) -> ModelVersion:
@@ -29,5 +30,5 @@ def model_promote(*, model_version_id: int, enqueue: bool = True) -> ModelVersio
         version.promoted_at = timezone.now()
         version.save(update_fields=["status", "promoted_at"])
         if enqueue:
-            transaction.on_commit(lambda: reclassify_plan_task.delay(version.pk))
+            enqueue_on_commit(reclassify_plan_task, version.pk)
     return version

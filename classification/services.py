@@ -392,6 +392,7 @@ class UrlCheck:
     status: int | None = None
     error: str | None = None
     transient: bool = False  # the error may go away (timeouts, 5xx, a failing classifier backend)
+    retry_after: float | None = None  # seconds the server asked for before another try (Retry-After)
     classified: bool = False  # the classifier ran for this URL in this call
     pending: bool = False  # a new picture stored for the classify queue, not classified yet
 
@@ -466,6 +467,7 @@ def urls_check(*, urls: list[str], deadline: float | None = None) -> dict[str, U
         check = checks[url]
         if d.failure is not None:
             check.error, check.transient = d.failure.reason, d.failure.transient
+            check.retry_after = d.failure.retry_after
             check.status = int(d.failure.reason[5:]) if d.failure.reason.startswith("http_") else None
             updates.append(_SourceUpdate(url=url, status=check.status, error=check.error))
             continue

@@ -6,6 +6,6 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-app = Celery("spotcheck")
+app = Celery("spotcheck", task_cls="core.retry:PolicyTask")  # the one retry policy of every task
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.outage.OutageMiddleware",
     "core.middleware.PagesLoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "core.errors.ApplicationErrorMiddleware",
@@ -153,7 +154,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A message a dead worker took (acks_late) is handed out again after this many seconds. It must exceed the
+    # longest task run (CELERY_TASK_TIME_LIMIT, 300 s) and the longest retry wait (core.retry caps, 300 s),
+    # or a live task or a waiting retry would be delivered twice. A killed scrape chunk comes back sooner,
+    # through the stalled-runs sweep (SPOTCHECK_SITEMAP_STALLED_SECONDS).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 360)}
 # Progress lives in our own tables, so no result backend.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -164,10 +169,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers outlive a broker outage of any length (Celery's default gives up after 100 attempts), and tasks
+# running when the connection drops are cancelled: their acks could not reach the broker, so they come back.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Work requested by a committed transaction waits in core's outbox until the broker takes it (core.outbox).
+SPOTCHECK_OUTBOX_SWEEP_SECONDS = env_float("SPOTCHECK_OUTBOX_SWEEP_SECONDS", 30.0)
+CELERY_TASK_ROUTES["core.tasks.*"] = {"queue": "default"}
+CELERY_BEAT_SCHEDULE["core-outbox-sweep"] = {
+    "task": "core.tasks.outbox_deliver",
+    "schedule": SPOTCHECK_OUTBOX_SWEEP_SECONDS,
+}
 
 # --- Storage (media and exports) ------------------------------------------------------------------
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
@@ -228,6 +244,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "core.json_input.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spotcheck API",
@@ -243,6 +264,10 @@ SPECTACULAR_SETTINGS = {
         "ValueSourceEnum": "sitemaps.api.serializers.SOURCES",
         "ScrapeStatusEnum": "sitemaps.models.Scrape.Status",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.error_responses_document",
+    ],
 }
 
 # --- Internationalisation -------------------------------------------------------------------------
@@ -280,9 +305,10 @@ LOGGING = {
 }
 
 # --- Spotcheck ------------------------------------------------------------------------------------
-# Outbound fetching of hostile URLs (classification.fetch). Loopback is for tests and the demo only;
-# the system check core.E001 refuses it when DEBUG=0.
-SPOTCHECK_FETCH_ALLOW_LOOPBACK = env_bool("SPOTCHECK_FETCH_ALLOW_LOOPBACK", False)
+# Outbound fetching of hostile URLs (classification.fetch) reaches global addresses only, plus these exact
+# ip:port endpoints and CIDR networks (a private CDN: "10.20.0.0/16"; the demo: "127.0.0.1:8000"), checked on
+# the resolved address of every hop. An entry reaching loopback is refused when DEBUG=0 (system check core.E001).
+SPOTCHECK_FETCH_ALLOW = env_list("SPOTCHECK_FETCH_ALLOW", [])
 SPOTCHECK_FETCH_MAX_BYTES = env_int("SPOTCHECK_FETCH_MAX_BYTES", 20 * 1024 * 1024)
 SPOTCHECK_FETCH_CONNECT_TIMEOUT = env_float("SPOTCHECK_FETCH_CONNECT_TIMEOUT", 5.0)
 SPOTCHECK_FETCH_READ_TIMEOUT = env_float("SPOTCHECK_FETCH_READ_TIMEOUT", 10.0)
@@ -293,6 +319,10 @@ SPOTCHECK_CLASSIFIER_BACKEND = env_str("SPOTCHECK_CLASSIFIER_BACKEND", "learned"
 # The learned backend's ONNX Runtime threads per process (one classify worker per core: 1).
 SPOTCHECK_EMBEDDING_THREADS = env_int("SPOTCHECK_EMBEDDING_THREADS", 1)
 SPOTCHECK_DEMO_BASE_URL = env_str("SPOTCHECK_DEMO_BASE_URL", "http://127.0.0.1:8000")
+# Seconds a client is told to wait (Retry-After of the 503) while the database or the cache is unreachable.
+SPOTCHECK_OUTAGE_RETRY_AFTER = env_int("SPOTCHECK_OUTAGE_RETRY_AFTER", 5)
+# Who may see a picture (classification.media): each function answers for its app; a user sees it if any says yes.
+SPOTCHECK_IMAGE_ACCESS = ["sitemaps.access.image_visible", "labeling.selectors.image_visible"]
 
 # --- Sitemaps (advertiser_sitemaps) ---------------------------------------------------------------
 # Ingestion caps (a scrape larger than this is refused with a 400), the classification chunk size, when a
@@ -323,15 +353,20 @@ CELERY_TASK_ROUTES.update(
         "sitemaps.tasks.scrapes_stalled_resume": {"queue": "default"},
     }
 )
-# A classification run that counted nothing for this long is resumed (its pending pictures re-dispatched).
-SPOTCHECK_SITEMAP_STALLED_SECONDS = env_int("SPOTCHECK_SITEMAP_STALLED_SECONDS", 600)
+# A classification run that counted nothing for this long is resumed (its pending pictures re-dispatched),
+# checked every SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS: a chunk lost with a killed worker is back within 2 min.
+SPOTCHECK_SITEMAP_STALLED_SECONDS = env_int("SPOTCHECK_SITEMAP_STALLED_SECONDS", 60)
+SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS = env_float("SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE.update(
     {
         "sitemaps-fix-outbox-sweep": {
             "task": "sitemaps.tasks.fixes_undelivered_resend",
             "schedule": SPOTCHECK_SITEMAP_SWEEP_SECONDS,
         },
-        "sitemaps-stalled-runs-sweep": {"task": "sitemaps.tasks.scrapes_stalled_resume", "schedule": 120.0},
+        "sitemaps-stalled-runs-sweep": {
+            "task": "sitemaps.tasks.scrapes_stalled_resume",
+            "schedule": SPOTCHECK_SITEMAP_STALLED_SWEEP_SECONDS,
+        },
     }
 )
 

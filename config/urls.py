@@ -26,7 +26,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
-if settings.DEBUG and not settings.AWS_STORAGE_BUCKET_NAME:
-    from django.conf.urls.static import static
+if not settings.AWS_STORAGE_BUCKET_NAME:
+    # Local storage: thumbnails go through an authenticated view; nothing else under MEDIA_ROOT is served.
+    from classification.media import thumbnail
 
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+    urlpatterns.append(path(f"{settings.MEDIA_URL.strip('/')}/thumbnails/<path:name>", thumbnail, name="thumbnail"))

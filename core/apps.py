@@ -9,4 +9,4 @@ class CoreConfig(AppConfig):
     verbose_name = "Spotcheck core"
 
     def ready(self) -> None:
-        from core import checks, signals  # noqa: F401  (registers system checks and signal receivers)
+        from core import signals  # noqa: F401  (registers signal receivers)

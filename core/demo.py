@@ -1,4 +1,4 @@
-"""The demo users: one per role, with a known password (embedded setup only)."""
+"""The demo users: one per role ('scraper' holds the machine-token role), with a known password (embedded only)."""
 
 from core.roles import Role
 
@@ -8,4 +8,5 @@ DEMO_USERS = {
     Role.REVIEWER: {"username": "reviewer", "first_name": "Ravi"},
     Role.ADVERTISER: {"username": "advertiser", "first_name": "Ada"},
     Role.ADMIN: {"username": "admin", "first_name": "Alex", "is_staff": True, "is_superuser": True},
+    Role.SERVICE: {"username": "scraper", "first_name": "Scraper"},
 }

@@ -18,6 +18,8 @@ from core.roles import Role, has_role
 LABELING = (Role.LABELER, Role.REVIEWER, Role.ADMIN)
 SITEMAPS = (Role.REVIEWER, Role.ADVERTISER, Role.ADMIN)
 STAFF = (Role.REVIEWER, Role.ADMIN)
+# Who may make the server fetch URLs (or read the bucket) of their choice: staff and machine tokens.
+CLASSIFY = (Role.REVIEWER, Role.ADMIN, Role.SERVICE)
 ADMIN = (Role.ADMIN,)
 
 

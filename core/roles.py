@@ -1,4 +1,5 @@
-"""The four roles (Django groups) and the questions views ask about them.
+"""The roles (Django groups) and the questions views ask about them. ``service`` is for machine tokens
+(scrapers, other systems calling the API), never for people.
 
 A user's roles are remembered per process for AUTH_CACHE_SECONDS (core.authentication says the bound), so a
 permission check costs no query on the hot path.
@@ -16,6 +17,7 @@ class Role(models.TextChoices):
     REVIEWER = "reviewer", "Reviewer"
     ADVERTISER = "advertiser", "Advertiser"
     ADMIN = "admin", "Admin"
+    SERVICE = "service", "Service (machine token)"
 
 
 # user id -> frozenset of role names (core.signals forgets an entry when this process changes it)

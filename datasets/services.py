@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from classification.models import ModelVersion
 from core.jobs import JobStatus
+from core.outbox import enqueue_on_commit
 from datasets.evaluation import evaluations_queue
 from datasets.export import ExportParams, last_done_export
 from datasets.learning import MAX_CANDIDATES, MIN_CANDIDATES
@@ -54,7 +55,7 @@ def export_request(
         created_by=user if user is not None and user.is_authenticated else None,
     )
     if enqueue:
-        transaction.on_commit(lambda: export_dataset_task.delay(export.pk))
+        enqueue_on_commit(export_dataset_task, export.pk)
     return export
 
 
@@ -66,7 +67,7 @@ def evaluation_request(
     evaluations = evaluations_queue(export=export, model_versions=model_versions)
     ids = [e.pk for e in evaluations]
     if enqueue:
-        transaction.on_commit(lambda: evaluate_models_task.delay(ids))
+        enqueue_on_commit(evaluate_models_task, ids)
     return evaluations
 
 
@@ -95,7 +96,7 @@ def search_request(
         created_by=user if user is not None and user.is_authenticated else None,
     )
     if enqueue:
-        transaction.on_commit(lambda: parameter_search_task.delay(search.pk))
+        enqueue_on_commit(parameter_search_task, search.pk)
     return search
 
 
@@ -126,7 +127,7 @@ def training_request(
         created_by=user if user is not None and user.is_authenticated else None,
     )
     if enqueue:
-        transaction.on_commit(lambda: train_model_task.delay(run.pk))
+        enqueue_on_commit(train_model_task, run.pk)
     return run
 
 
@@ -143,5 +144,5 @@ def import_request(
     job.file.save(f"imports/{uuid.uuid4().hex}.zip", upload, save=False)
     job.save()
     if enqueue:
-        transaction.on_commit(lambda: import_dataset_task.delay(job.pk))
+        enqueue_on_commit(import_dataset_task, job.pk)
     return job

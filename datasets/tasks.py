@@ -3,7 +3,6 @@
 Thin: each loads by id and calls the computation, which is idempotent and records progress in our tables.
 """
 
-from botocore.exceptions import ConnectionError as BotoConnectionError
 from celery import shared_task
 
 from datasets.evaluation import evaluation_run
@@ -12,8 +11,8 @@ from datasets.importing import import_run
 from datasets.learning import training_run
 from datasets.training import search_run
 
-# Storage and network hiccups worth another try; anything else fails the job with its message.
-TRANSIENT = (BotoConnectionError, ConnectionError, TimeoutError)
+# Storage, network and database hiccups are retried by the one policy (core.retry.PolicyTask, every task's
+# class); anything else fails the job with its message.
 LONG = {"soft_time_limit": 3 * 3600, "time_limit": 3 * 3600 + 300}
 
 __all__ = [
@@ -28,10 +27,6 @@ __all__ = [
 @shared_task(
     name="classification.export_dataset",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=3,
     **LONG,
 )
 def export_dataset_task(self, export_id: int) -> None:
@@ -41,10 +36,6 @@ def export_dataset_task(self, export_id: int) -> None:
 @shared_task(
     name="classification.evaluate_models",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=3,
     **LONG,
 )
 def evaluate_models_task(self, evaluation_ids: list[int]) -> None:
@@ -54,10 +45,6 @@ def evaluate_models_task(self, evaluation_ids: list[int]) -> None:
 @shared_task(
     name="classification.parameter_search",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=3,
     **LONG,
 )
 def parameter_search_task(self, search_id: int) -> None:
@@ -67,10 +54,6 @@ def parameter_search_task(self, search_id: int) -> None:
 @shared_task(
     name="datasets.train_model",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=3,
     **LONG,
 )
 def train_model_task(self, run_id: int) -> None:
@@ -80,10 +63,6 @@ def train_model_task(self, run_id: int) -> None:
 @shared_task(
     name="datasets.import_dataset",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=3,
     **LONG,
 )
 def import_dataset_task(self, import_id: int) -> None:

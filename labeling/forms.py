@@ -4,8 +4,8 @@ import uuid
 
 from django import forms
 from django.core.files.storage import default_storage
-from django.db import transaction
 
+from core.outbox import enqueue_on_commit
 from labeling import fill
 from labeling.models import Campaign
 
@@ -100,7 +100,7 @@ class FillForm(forms.Form):
         upload = self.cleaned_data["upload"]
         path = default_storage.save(f"labeling/uploads/{uuid.uuid4().hex}.zip", upload)
         campaign_id, gold_label = self.campaign.pk, self.cleaned_data.get("gold_label") or ""
-        transaction.on_commit(lambda: campaign_zip_ingest.delay(campaign_id, path, gold_label))
+        enqueue_on_commit(campaign_zip_ingest, campaign_id, path, gold_label)
         return (
             f"The zip ({upload.size // 1024} KB) is queued; its pictures appear in the campaign as they are processed."
         )

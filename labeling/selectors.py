@@ -197,3 +197,12 @@ def quality_by_week(*, user_id: int | None = None, weeks: int = 12) -> list[Week
         )
         for r in rows
     ]
+
+
+def image_visible(*, user, image_id: int) -> bool:
+    """Whether ``user`` may see the picture: staff always; labelers when it is an item of an active campaign."""
+    from core.roles import Role, has_role, is_staff_reviewer
+
+    if is_staff_reviewer(user):
+        return True
+    return has_role(user, Role.LABELER) and Item.objects.filter(image_id=image_id, campaign__active=True).exists()

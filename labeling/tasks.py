@@ -3,7 +3,6 @@
 import logging
 
 from celery import shared_task
-from django.db import OperationalError
 
 from labeling.assignment import leases_expired_delete
 from labeling.fill import FillError, campaign_fill_zip
@@ -28,17 +27,8 @@ def quality_sweep() -> int:
     return len(standings_refresh(window=timedelta(minutes=15)))
 
 
-# Worth another try: the storage or the database was briefly unreachable.
-TRANSIENT = (ConnectionError, TimeoutError, OperationalError)
-
-
-@shared_task(
-    name="labeling.tasks.campaign_zip_ingest",
-    autoretry_for=TRANSIENT,
-    retry_backoff=10,
-    retry_backoff_max=300,
-    max_retries=5,
-)
+# The storage or the database briefly unreachable: retried by the one policy (core.retry, every task's class).
+@shared_task(name="labeling.tasks.campaign_zip_ingest")
 def campaign_zip_ingest(campaign_id: int, path: str, gold_label: str = "") -> dict:
     """Ingest an uploaded zip into a campaign, then delete the upload. Safe to run twice: pictures are
     keyed by their bytes and enter a campaign once."""

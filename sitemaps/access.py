@@ -26,3 +26,14 @@ def advertiser_get_visible(*, user: User, slug: str) -> Advertiser:
     if advertiser is None:
         raise Http404("no such advertiser")
     return advertiser
+
+
+def image_visible(*, user: User, image_id: int) -> bool:
+    """Whether ``user`` may see the picture: it is in the sitemap of an advertiser they may see."""
+    from sitemaps.models import VehicleImage
+
+    if is_staff_reviewer(user):
+        return True
+    if not has_role(user, Role.ADVERTISER):
+        return False
+    return VehicleImage.objects.filter(image_id=image_id, vehicle__advertiser__members=user).exists()

@@ -17,16 +17,14 @@ from django.utils import timezone
 
 from classification import services as classification_services
 from classification.imaging import hamming
-from classification.models import FetchError, Prediction
+from classification.models import Prediction
 from classification.selectors import image_values
 from classification.vocabulary import Attribute, ImageType
+from core.retry import RETRY
 from sitemaps.fix_write import fix_carry, url_fixes_follow
 from sitemaps.models import ManualFix, Scrape, VehicleImage
 
 log = logging.getLogger(__name__)
-
-# A connection refused or timed out may be the demo's web server not being up yet, or a CDN hiccup: retried.
-TRANSIENT_ERRORS = frozenset({FetchError.CONNECTION, FetchError.TIMEOUT, FetchError.DNS})
 
 
 def scrape_chunks(*, scrape_id: int) -> list[list[int]]:
@@ -86,7 +84,8 @@ def scrape_chunk_fetch(*, scrape_id: int, vehicle_image_ids: list[int], final_at
                 groups[("done", check.image_id, True)].append(row_id)
         else:
             error = (check.error if check is not None else "") or "no_result"
-            if error in TRANSIENT_ERRORS and not final_attempt:
+            # The one policy (core.retry): timeouts, connection, DNS, 429 and 5xx are retried, other 4xx never.
+            if RETRY.reason_transient(error) and not final_attempt:
                 result.retry.append(row_id)
             else:
                 groups[("failed", str(error)[:40])].append(row_id)

@@ -38,8 +38,9 @@ def fix_write(
     carried_from: ManualFix | None = None,
     at: datetime | None = None,
 ) -> ManualFix:
-    """Write one fix: ground truth, a history row and an outbox row; ``deliver(outbox_id)`` runs after commit
-    (the service enqueues the push task; a carried fix, already in a worker, pushes it there). ``at`` dates
+    """Write one fix: ground truth, a history row and an outbox row; ``deliver(outbox_id)`` runs in the
+    transaction and arranges the push after commit (the service through core.outbox; a carried fix, already in
+    a worker, pushes it there). ``at`` dates
     the ground truth (a URL fix followed onto its picture keeps its own time, so a newer fix still wins)."""
     now = timezone.now()
     ground_truth = fix_record(
@@ -75,7 +76,7 @@ def fix_write(
 
 def _outbox_add(*, fix: ManualFix, ground_truth_id: int | None, deliver: Callable[[int], object]) -> None:
     outbox = FixOutbox.objects.create(manual_fix=fix, ground_truth_id=ground_truth_id, created_at=fix.created_at)
-    transaction.on_commit(lambda: deliver(outbox.id))
+    deliver(outbox.id)
 
 
 def url_fix_write(
@@ -109,7 +110,7 @@ def url_fix_write(
 
 
 def _deliver_here(outbox_id: int) -> None:
-    fix_deliver(outbox_id=outbox_id)
+    transaction.on_commit(lambda: fix_deliver(outbox_id=outbox_id))
 
 
 def url_fixes_follow(*, vehicle_image_ids: list[int]) -> int:

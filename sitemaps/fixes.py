@@ -12,6 +12,7 @@ from django.db import connection, transaction
 
 from classification.vocabulary import DROPDOWN_DEFAULTS, ML_ATTRIBUTES, is_valid
 from core.errors import ApplicationError
+from core.outbox import enqueue_on_commit
 from core.roles import is_staff_reviewer
 from sitemaps import tasks
 from sitemaps.fix_write import fix_write, url_fix_write
@@ -51,7 +52,9 @@ def _locked(queryset):
 
 
 def _deliver(outbox_id: int) -> None:
-    tasks.fix_deliver.delay(outbox_id)
+    # In the fix's transaction: the push is requested through the outbox, so a broker that is down costs
+    # nothing but a later delivery (the request still gets its normal answer).
+    enqueue_on_commit(tasks.fix_deliver, outbox_id)
 
 
 @transaction.atomic

@@ -11,12 +11,14 @@ from django.utils import timezone
 
 from classification.vocabulary import Attribute, normalize
 from core.errors import ApplicationError
+from core.outbox import enqueue_on_commit
 from sitemaps.models import Advertiser, Scrape, Vehicle, VehicleImage
 
 BATCH = 2000
 # New pictures in one inventory from which the tables are analyzed at once on PostgreSQL.
 ANALYZE_AFTER_NEW_PICTURES = 10_000
 MAX_URL_LENGTH = 2000
+MAX_TITLE_LENGTH = 300  # Vehicle.title
 
 
 class InventoryInvalid(ApplicationError):
@@ -90,6 +92,9 @@ def inventory_parse(*, payload) -> list[InventoryVehicle]:
         if not isinstance(title, str):
             fail(index, external_id, "title must be a string")
             continue
+        if len(title) > MAX_TITLE_LENGTH:
+            fail(index, external_id, f"title is longer than {MAX_TITLE_LENGTH} characters")
+            continue
         color = item.get("color")
         if color in (None, ""):
             color = ""
@@ -109,7 +114,7 @@ def inventory_parse(*, payload) -> list[InventoryVehicle]:
         if problem:
             fail(index, external_id, problem)
             continue
-        parsed.append(InventoryVehicle(external_id, title[:300], color, images))
+        parsed.append(InventoryVehicle(external_id, title, color, images))
     if errors:
         raise InventoryInvalid(errors)
     return parsed
@@ -220,7 +225,7 @@ def _scrape_queue(*, scrape: Scrape) -> Scrape:
     ).update(scrape=scrape, status=VehicleImage.Status.PENDING)
     scrape.total = total
     scrape.save(update_fields=["total"])
-    transaction.on_commit(lambda: scrape_classify.delay(scrape.id))
+    enqueue_on_commit(scrape_classify, scrape.id)
     return scrape
 
 

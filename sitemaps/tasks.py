@@ -5,6 +5,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
+from core.retry import RETRY
 from sitemaps import classify_run, fix_write
 
 
@@ -25,7 +26,8 @@ SCRAPE_CLASSIFY_PRIORITY = 9
 @shared_task(name="sitemaps.tasks.scrape_chunk_classify")
 def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt: int = 0) -> int:
     """Stage 1 of a chunk (queue "fetch"): download and key; new pictures go to the classify queue in one
-    task per chunk. Pictures that hit a connection error/timeout are retried with backoff, a few times.
+    task per chunk. Pictures that failed transiently (core.retry: timeouts, connection, 429, 5xx) are
+    retried with the policy's backoff, a few times.
 
     The retry is a new message (not task.retry) so it only carries the pictures still pending.
     """
@@ -38,9 +40,7 @@ def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt:
             (scrape_id, [[image_id, rows] for image_id, rows in fetched.to_classify]), priority=SCRAPE_CLASSIFY_PRIORITY
         )
     if fetched.retry:
-        scrape_chunk_classify.apply_async(
-            (scrape_id, fetched.retry, attempt + 1), countdown=min(2 ** (attempt + 1), 60)
-        )
+        scrape_chunk_classify.apply_async((scrape_id, fetched.retry, attempt + 1), countdown=RETRY.countdown(attempt))
     return len(fetched.retry)
 
 

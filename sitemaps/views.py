@@ -234,10 +234,11 @@ def demo_picture(request: HttpRequest, name: str) -> HttpResponse:
     Only where the demo can fetch them, i.e. with loopback fetching on (never in production, check core.E001):
     elsewhere this login-exempt view would let anyone make the server generate pictures for nothing.
     """
+    from classification.fetch import allow_list
     from sitemaps.demo import picture_bytes_for
 
     match = DEMO_PICTURE.match(name)
-    if not settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK or not match:
+    if not allow_list().allows_loopback() or not match:
         raise Http404("no such demo picture")
     kind, color, seed = match.groups()
     data = picture_bytes_for(kind=kind, color=color, seed=int(seed))

@@ -82,3 +82,33 @@ def api_as(api_client):
         return api_client
 
     return login
+
+
+@pytest.fixture
+def broker_unreachable():
+    """Tasks are sent for real (not eager) to a Redis broker where nothing listens, as when Redis is down;
+    ``broker_unreachable.restore()`` brings back the test configuration (eager tasks) before the test ends."""
+    from config.celery import app
+
+    names = ("broker_url", "broker_transport", "broker_transport_options", "task_always_eager")
+    saved = {name: app.conf[name] for name in names}
+
+    def reset_pools():
+        app._pool = None
+        app.__dict__.get("amqp") and setattr(app.amqp, "_producer_pool", None)
+
+    class Switch:
+        @staticmethod
+        def restore():
+            app.conf.update(saved)
+            reset_pools()
+
+    app.conf.update(
+        broker_url="redis://127.0.0.1:8499/5",  # this suite's port range: nothing listens there
+        broker_transport=None,
+        broker_transport_options={"socket_connect_timeout": 0.5},
+        task_always_eager=False,
+    )
+    reset_pools()
+    yield Switch
+    Switch.restore()

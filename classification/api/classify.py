@@ -18,6 +18,7 @@ from classification.labels import usage_report
 from classification.models import FetchError
 from classification.services import ClassifyOutcome, bytes_classify
 from core.errors import ApplicationError
+from core.permissions import CLASSIFY, api_requires
 from core.roles import is_staff_reviewer
 
 # A multipart body may carry this much besides the picture (boundaries, headers, the other fields).
@@ -95,15 +96,21 @@ class ClassifyView(APIView):
     """Classify pictures by URL, upload or bucket key. A URL that cannot be fetched is a result with its
     ``error``, not a failure; an upload or key that is not a picture we accept answers 400 (413 when too big)."""
 
+    permission_classes = [
+        api_requires(*CLASSIFY, message="Only staff and service tokens may ask the server to fetch URLs.")
+    ]
+
     @extend_schema(
         request={"application/json": ClassifyInputSerializer, "multipart/form-data": ClassifyUploadSerializer},
         responses={
             200: ClassifyOutputSerializer,
             400: OpenApiResponse(description="Bad input, or an upload/object that is not a picture we accept."),
-            403: OpenApiResponse(description="A key outside our bucket."),
+            403: OpenApiResponse(description="Not staff or a service token, or a key outside our bucket."),
             404: OpenApiResponse(description="No such object in our bucket."),
             413: OpenApiResponse(description="The upload or object is over SPOTCHECK_FETCH_MAX_BYTES."),
         },
+        description="Staff (reviewers, admins) and service tokens only: the server fetches the URLs or reads "
+        "the bucket.",
         examples=[
             OpenApiExample("One URL", value={"url": "https://cdn.example.com/cars/123/1.jpg"}, request_only=True),
             OpenApiExample("A batch", value={"urls": ["https://cdn.example.com/1.jpg"]}, request_only=True),

@@ -7,8 +7,9 @@ from __future__ import annotations
 from celery import shared_task
 
 from classification.bucket import BucketRefused, object_classify
-from classification.tasks.classify import MAX_RETRIES, backoff
+from core.retry import RETRY
 
+# Refusals that may go away (the store briefly unreachable); retried with the one policy (core.retry).
 TRANSIENT = frozenset({"bucket_error", "bucket_unreachable"})
 
 
@@ -16,7 +17,6 @@ TRANSIENT = frozenset({"bucket_error", "bucket_unreachable"})
     name="classification.bucket_object_classify",
     bind=True,
     ignore_result=True,
-    max_retries=MAX_RETRIES,
     soft_time_limit=120,
     time_limit=180,
 )
@@ -26,6 +26,6 @@ def bucket_object_classify(self, uri: str) -> str | None:
         outcome = object_classify(uri=uri)
     except BucketRefused as exc:
         if exc.code in TRANSIENT and self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+            raise self.retry(exc=exc, countdown=RETRY.countdown(self.request.retries)) from exc
         return exc.code
     return outcome.error

@@ -8,22 +8,17 @@ again) and retry only named transient errors, with capped backoff.
 
 from __future__ import annotations
 
-import random
-
 from celery import shared_task
 from django.db import transaction
 
 from classification import services
 from classification.classifiers import ClassifierError
-
-MAX_RETRIES = 5
-BACKOFF_BASE = 10  # seconds
-BACKOFF_CAP = 600
+from core.retry import RETRY
 
 
-def backoff(retries: int) -> float:
-    """Exponential backoff with full jitter, capped (so retries of a batch do not arrive together)."""
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**retries))
+def backoff(retries: int, retry_after: float | None = None) -> float:
+    """The one policy's wait (core.retry): capped exponential backoff with full jitter, or Retry-After."""
+    return RETRY.countdown(retries, retry_after=retry_after)
 
 
 def classifier_countdown(exc: ClassifierError, retries: int) -> float:
@@ -33,14 +28,13 @@ def classifier_countdown(exc: ClassifierError, retries: int) -> float:
 
 def retry_countdown(retry_after: float | None, retries: int) -> float:
     """``classifier_countdown`` for a Retry-After already read off the error (stage 2 keeps it per picture)."""
-    return max(backoff(retries), min(float(retry_after or 0), BACKOFF_CAP))
+    return backoff(retries, min(float(retry_after), RETRY.retry_after_cap) if retry_after else None)
 
 
 @shared_task(
     name="classification.urls_fetch",
     bind=True,
     ignore_result=True,
-    max_retries=MAX_RETRIES,
     soft_time_limit=240,
     time_limit=300,
 )
@@ -54,7 +48,8 @@ def urls_fetch(self, urls: list[str]) -> int:
         transaction.on_commit(lambda image_id=image_id: image_classify.delay(image_id))
     transient = [c.url for c in checks.values() if c.error and c.transient]
     if transient and self.request.retries < self.max_retries:
-        raise self.retry(args=(transient,), countdown=backoff(self.request.retries))
+        waits = [c.retry_after for c in checks.values() if c.error and c.transient and c.retry_after is not None]
+        raise self.retry(args=(transient,), countdown=retry_countdown(max(waits, default=None), self.request.retries))
     return len(pending)
 
 
@@ -62,7 +57,6 @@ def urls_fetch(self, urls: list[str]) -> int:
     name="classification.image_classify",
     bind=True,
     ignore_result=True,
-    max_retries=MAX_RETRIES,
     soft_time_limit=60,
     time_limit=90,
 )
@@ -81,7 +75,6 @@ def image_classify(self, image_id: int) -> bool:
     name="classification.image_reclassify",
     bind=True,
     ignore_result=True,
-    max_retries=MAX_RETRIES,
     soft_time_limit=60,
     time_limit=90,
 )

@@ -3,14 +3,13 @@
 Thin: each loads by id and calls the computation in classification.reclassify; both are safe to run twice.
 """
 
-from botocore.exceptions import ConnectionError as BotoConnectionError
 from celery import shared_task
 
 from classification.classifiers import ClassifierError
 from classification.reclassify import RECLASSIFY_CHUNK, outdated_chunks, reclassify_chunk
+from core.retry import RETRY
 
-# Storage and network hiccups worth another try.
-TRANSIENT = (BotoConnectionError, ConnectionError, TimeoutError)
+# Storage, network and database hiccups are retried by the one policy (core.retry.PolicyTask, every task's class).
 
 __all__ = ["reclassify_chunk_task", "reclassify_plan", "reclassify_plan_task"]
 
@@ -27,10 +26,6 @@ def reclassify_plan(*, model_version_id: int, chunk_size: int = RECLASSIFY_CHUNK
 @shared_task(
     name="classification.reclassify_plan",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    retry_backoff_max=120,
-    max_retries=5,
 )
 def reclassify_plan_task(self, model_version_id: int) -> None:
     reclassify_plan(model_version_id=model_version_id)
@@ -39,10 +34,6 @@ def reclassify_plan_task(self, model_version_id: int) -> None:
 @shared_task(
     name="classification.reclassify_chunk",
     bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    retry_backoff_max=120,
-    max_retries=5,
 )
 def reclassify_chunk_task(self, model_version_id: int, image_ids: list[int]) -> None:
     try:
@@ -51,4 +42,4 @@ def reclassify_chunk_task(self, model_version_id: int, image_ids: list[int]) -> 
         # A model server that is briefly down: retry the chunk (pictures already done are skipped).
         if not exc.transient or self.request.retries >= self.max_retries:
             raise
-        raise self.retry(exc=exc, countdown=min(120, 5 * 2**self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=RETRY.countdown(self.request.retries)) from exc

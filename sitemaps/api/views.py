@@ -71,7 +71,10 @@ class ScrapeCreateView(APIView):
         vehicles = inventory_parse(payload=request.data)
         if advertiser is None:
             # The scraper (a staff token) creates the advertiser with its first valid inventory.
-            advertiser = advertiser_ensure(slug=slug, name=str(request.data.get("name", ""))[:200])
+            name = request.data.get("name") or ""
+            if not isinstance(name, str) or len(name) > 200:
+                raise ApplicationError("name: a string of at most 200 characters")
+            advertiser = advertiser_ensure(slug=slug, name=name)
         scrape = scrape_ingest(advertiser=advertiser, vehicles=vehicles, user=request.user)
         return Response(scrape_data(scrape, request), status=status.HTTP_202_ACCEPTED)
 

@@ -107,9 +107,17 @@ def picture_server():
 
 
 @pytest.fixture
-def allow_loopback(settings):
-    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
-    return settings
+def allow_loopback(settings, request):
+    """Allow fetching from the test's own picture server by its exact host:port, nothing else on loopback;
+    ``allow_loopback(port)`` adds another port."""
+
+    def allow(port: int) -> None:
+        settings.SPOTCHECK_FETCH_ALLOW = [*settings.SPOTCHECK_FETCH_ALLOW, f"127.0.0.1:{port}"]
+
+    settings.SPOTCHECK_FETCH_ALLOW = []
+    if "picture_server" in request.fixturenames:
+        allow(request.getfixturevalue("picture_server").httpd.server_address[1])
+    return allow
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def test_one_url_is_classified(api_as, reviewer, picture_server, allow_loopback,
 
 @pytest.mark.django_db
 def test_batch_keeps_order_and_reports_refused_and_failed_urls_as_results(
-    api_as, labeler, picture_server, allow_loopback, stock_red_jpeg, dealer_blue_jpeg
+    api_as, reviewer, picture_server, allow_loopback, stock_red_jpeg, dealer_blue_jpeg
 ):
     picture_server.serve("/a.jpg", stock_red_jpeg)
     picture_server.serve("/b.jpg", dealer_blue_jpeg)
@@ -46,7 +46,7 @@ def test_batch_keeps_order_and_reports_refused_and_failed_urls_as_results(
         picture_server.url("/page.html"),
         picture_server.url("/a.jpg"),
     ]
-    response = api_as(labeler).post(ENDPOINT, {"urls": urls}, format="json")
+    response = api_as(reviewer).post(ENDPOINT, {"urls": urls}, format="json")
     assert response.status_code == 200
     results = response.json()["results"]
     assert [r["url"] for r in results] == urls

@@ -169,10 +169,11 @@ def test_azure_labels_are_stored_per_picture_and_version_and_searchable(azure, s
 
 
 def test_a_task_retry_waits_at_least_what_the_service_asked_for(azure):
-    from classification.tasks.classify import BACKOFF_CAP, classifier_countdown
+    from classification.tasks.classify import classifier_countdown
+    from core.retry import RETRY
 
     azure.script = [throttled(retry_after=120)]
     with pytest.raises(ClassifierError) as failure:
         classify()
     assert all(classifier_countdown(failure.value, retries=0) >= 120 for _ in range(20))
-    assert classifier_countdown(ClassifierError("x", transient=True, retry_after=10**6), 0) == BACKOFF_CAP
+    assert classifier_countdown(ClassifierError("x", transient=True, retry_after=10**6), 0) == RETRY.retry_after_cap

@@ -96,8 +96,9 @@ def test_a_failing_paid_backend_leaves_the_local_answer(azure, pictures):
     assert values == local and len(azure.seen) == 1
 
 
-def test_a_batch_reports_pictures_per_backend_and_cost(azure, pictures, api_as, reviewer, picture_server, settings):
-    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
+def test_a_batch_reports_pictures_per_backend_and_cost(
+    azure, pictures, api_as, reviewer, picture_server, allow_loopback, settings
+):
     cascade(between(pictures["scores"]))
     ModelVersion.objects.create(
         name="azure-priced", backend="azure", status=ModelVersion.Status.ACTIVE, params={"price_per_1000": 2.5}

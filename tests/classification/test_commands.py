@@ -30,6 +30,18 @@ def test_classify_command_prints_one_json_line_per_argument(
 
 
 @pytest.mark.django_db
-def test_classify_command_refuses_what_is_neither_url_nor_file():
-    with pytest.raises(CommandError, match="not a URL"):
-        call_command("classify", "/no/such/file.jpg")
+def test_classify_command_reports_each_bad_argument_as_a_json_error_line_and_goes_on(tmp_path, capsys, stock_red_jpeg):
+    path = tmp_path / "car.jpg"
+    path.write_bytes(stock_red_jpeg)
+    data_url = "data:image/jpeg;base64,/9j/4AAQSkZJRg=="
+    with pytest.raises(CommandError, match="3 of 4 arguments refused"):
+        call_command("classify", data_url, str(path), "/no/such/file.jpg", str(tmp_path))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["url"], line["error"]) for line in lines] == [
+        (data_url, "invalid_argument"),
+        (str(path), None),
+        ("/no/such/file.jpg", "invalid_argument"),
+        (str(tmp_path), "invalid_argument"),
+    ]
+    assert lines[0]["message"].startswith("not a URL (scheme://…) nor a readable file")
+    assert lines[1]["image_type"] == "Stock"

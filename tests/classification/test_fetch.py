@@ -9,7 +9,7 @@ import time
 import pytest
 
 from classification import fetch as fetch_module
-from classification.fetch import FetchFailed, address_refusal, fetch
+from classification.fetch import AllowList, FetchFailed, address_refusal, fetch
 from classification.models import FetchError
 
 from .conftest import Reply, trickle
@@ -82,26 +82,48 @@ def test_other_schemes_and_malformed_urls_are_refused(url, reason):
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "2a00:1450:4001::200e"])
 def test_global_addresses_are_allowed(address):
-    assert address_refusal(address, allow_loopback=False) is None
+    assert address_refusal(address, allowed=AllowList()) is None
 
 
-def test_loopback_flag_allows_only_loopback_itself():
-    assert address_refusal("127.0.0.1", allow_loopback=True) is None
-    assert address_refusal("::1", allow_loopback=True) is None
-    assert address_refusal("::ffff:127.0.0.1", allow_loopback=True)
-    assert address_refusal("10.0.0.1", allow_loopback=True)
-    assert address_refusal("169.254.169.254", allow_loopback=True)
+def test_allow_list_allows_exactly_its_endpoints_and_networks():
+    allowed = AllowList.parse(["127.0.0.1:8123", "[::1]:8123", "10.20.0.0/16"])
+    assert address_refusal("127.0.0.1", port=8123, allowed=allowed) is None
+    assert address_refusal("::1", port=8123, allowed=allowed) is None
+    assert address_refusal("10.20.3.4", port=443, allowed=allowed) is None
+    assert address_refusal("127.0.0.1", port=6379, allowed=allowed)  # another port of the same host
+    assert address_refusal("127.0.0.2", port=8123, allowed=allowed)
+    assert address_refusal("::ffff:127.0.0.1", port=8123, allowed=allowed)
+    assert address_refusal("10.21.0.1", port=443, allowed=allowed)
+    assert address_refusal("169.254.169.254", port=80, allowed=allowed)
+
+
+@pytest.mark.parametrize("entry", ["localhost:8000", "127.0.0.1", "127.0.0.1:0", "10.0.0.0/33", "cdn:x"])
+def test_allow_list_entries_must_be_ip_port_or_cidr(entry):
+    with pytest.raises(ValueError, match=r"ip:port|port|CIDR"):
+        AllowList.parse([entry])
+
+
+def test_a_redirect_to_another_loopback_port_is_refused(picture_server, allow_loopback):
+    with socket.socket() as other:  # say, a local Redis
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        picture_server.routes["/r"] = lambda _h: Reply(302, b"", {"Location": f"http://127.0.0.1:{port}/"})
+        with pytest.raises(FetchFailed) as failure:
+            fetch(picture_server.url("/r"))
+    assert failure.value.reason == FetchError.BLOCKED_ADDRESS
+    assert "127.0.0.1 → 127.0.0.1" in failure.value.detail or "127.0.0.1" in str(failure.value)
 
 
 @pytest.mark.django_db
 def test_local_server_is_refused_unless_loopback_is_allowed(picture_server, settings, stock_red_jpeg):
     picture_server.serve("/a.jpg", stock_red_jpeg)
-    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = False
+    settings.SPOTCHECK_FETCH_ALLOW = []
     with pytest.raises(FetchFailed) as failure:
         fetch(picture_server.url("/a.jpg"))
     assert failure.value.reason == FetchError.BLOCKED_ADDRESS
     assert picture_server.seen == []  # refused before connecting
-    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
+    settings.SPOTCHECK_FETCH_ALLOW = [f"127.0.0.1:{picture_server.httpd.server_address[1]}"]
     assert fetch(picture_server.url("/a.jpg")).content == stock_red_jpeg
 
 
@@ -289,6 +311,7 @@ def test_closed_port_is_a_connection_error(allow_loopback):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    allow_loopback(port)
     with pytest.raises(FetchFailed) as failure:
         fetch(f"http://127.0.0.1:{port}/a.jpg")
     assert failure.value.reason == FetchError.CONNECTION
@@ -346,7 +369,7 @@ def test_deflate_encoded_picture_is_decoded_in_both_spellings(picture_server, al
 
 
 def test_kept_alive_connections_are_reused_and_their_address_checked_again(
-    picture_server, allow_loopback, monkeypatch, stock_red_jpeg
+    picture_server, allow_loopback, monkeypatch, stock_red_jpeg, settings
 ):
     """Re-checks reuse one connection per host (no DNS, no handshake), but a pooled connection's address is
     checked on every take: once loopback is refused, the kept-alive connection to it is never used."""
@@ -357,7 +380,7 @@ def test_kept_alive_connections_are_reused_and_their_address_checked_again(
     for _ in range(3):
         assert fetch(picture_server.url("/k.jpg")).content == stock_red_jpeg
     assert len(opened) == 1 and len(picture_server.requests("/k.jpg")) == 3
-    allow_loopback.SPOTCHECK_FETCH_ALLOW_LOOPBACK = False
+    settings.SPOTCHECK_FETCH_ALLOW = []  # the picture server is no longer allowed
     with pytest.raises(FetchFailed) as failure:
         fetch(picture_server.url("/k.jpg"))
     assert failure.value.reason == FetchError.BLOCKED_ADDRESS
@@ -373,3 +396,34 @@ def test_a_server_that_closed_a_kept_alive_connection_gets_a_new_one(picture_ser
     for conn, _address, _since in fetch_module._idle._idle[key]:
         conn.sock.shutdown(socket.SHUT_RDWR)  # as an idle timeout on the server would
     assert fetch(picture_server.url("/s.jpg")).content == stock_red_jpeg
+
+
+@pytest.mark.parametrize(("header", "expected"), [("7", 7.0), ("100000", 300.0), (None, None)])
+def test_a_429_carries_the_servers_retry_after_capped(picture_server, allow_loopback, header, expected):
+    picture_server.routes["/busy"] = lambda _h: Reply(429, b"slow down", {"Retry-After": header} if header else {})
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/busy"))
+    assert failure.value.transient and failure.value.retry_after == expected
+
+
+@pytest.mark.django_db
+def test_a_chunk_waits_for_the_retry_after_a_server_sent(picture_server, allow_loopback, stock_red_jpeg, monkeypatch):
+    import itertools
+
+    from classification.tasks import classify as tasks
+    from tests.classification.test_tasks import run_like_a_worker
+
+    waited = []
+    original = tasks.backoff
+    monkeypatch.setattr(
+        tasks, "backoff", lambda retries, retry_after=None: waited.append(original(retries, retry_after)) or 0
+    )
+    attempts = itertools.count()
+    picture_server.routes["/a.jpg"] = lambda _h: (
+        Reply(503, b"", {"Retry-After": "42"})
+        if next(attempts) == 0
+        else Reply(200, stock_red_jpeg, {"Content-Type": "image/jpeg"})
+    )
+    run_like_a_worker(tasks.urls_fetch, [picture_server.url("/a.jpg")])
+    assert picture_server.statuses("/a.jpg") == [503, 200]
+    assert len(waited) == 1 and waited[0] >= 42

@@ -2,6 +2,8 @@
 on the classify queue for the API's batches; a transiently failing backend is retried; a task run twice
 changes nothing."""
 
+import itertools
+
 import pytest
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -11,6 +13,7 @@ from classification.classifiers import ClassifierError
 from classification.classifiers.builtin import BuiltinClassifier
 from classification.models import Image, ImageSource, Prediction
 from classification.tasks import classify as tasks
+from core.retry import RETRY
 
 from .conftest import Reply
 
@@ -58,11 +61,6 @@ def test_decoding_runs_on_the_classify_queue_and_downloads_elsewhere():
     assert routes["classification.urls_fetch"]["queue"] == "fetch"
     assert routes["classification.bucket_object_classify"]["queue"] == "classify"  # it decodes
     assert tasks.image_classify.time_limit and tasks.image_classify.soft_time_limit
-
-
-def test_backoff_grows_and_is_capped():
-    assert all(0 <= tasks.backoff(0) <= tasks.BACKOFF_BASE for _ in range(20))
-    assert max(tasks.backoff(30) for _ in range(200)) <= tasks.BACKOFF_CAP
 
 
 @pytest.mark.django_db
@@ -142,11 +140,29 @@ def test_bytes_that_pass_the_header_check_but_do_not_decode_are_refused_by_stage
     assert (source.image, source.error, source.etag) == (None, "bad_image", "")
 
 
+def test_transient_url_failures_are_retried_alone(picture_server, allow_loopback, stock_red_jpeg, monkeypatch):
+    monkeypatch.setattr(tasks, "backoff", lambda retries, retry_after=None: 0)
+    attempts = itertools.count()
+
+    def flaky(_headers):
+        return Reply(503, b"busy") if next(attempts) < 2 else Reply(200, stock_red_jpeg, {"Content-Type": "image/jpeg"})
+
+    picture_server.routes["/flaky.jpg"] = flaky
+    picture_server.routes["/gone.jpg"] = lambda _h: Reply(404, b"")
+    picture_server.serve("/ok.jpg", stock_red_jpeg)
+    urls = [picture_server.url(p) for p in ("/flaky.jpg", "/gone.jpg", "/ok.jpg")]
+    run_like_a_worker(tasks.urls_fetch, urls)
+    assert picture_server.statuses("/flaky.jpg") == [503, 503, 200]
+    assert picture_server.statuses("/gone.jpg") == [404]  # permanent: not retried
+    assert picture_server.statuses("/ok.jpg") == [200]
+    assert ImageSource.objects.get(url=urls[0]).image is not None
+
+
 @pytest.mark.django_db
 def test_a_transiently_failing_classifier_is_retried_then_left_without_value(
     picture_server, allow_loopback, stock_red_jpeg, monkeypatch
 ):
-    monkeypatch.setattr(tasks, "backoff", lambda retries: 0)
+    monkeypatch.setattr(tasks, "backoff", lambda retries, retry_after=None: 0)
     image = staged(picture_server, "/t.jpg", stock_red_jpeg)
     calls = []
 
@@ -156,7 +172,7 @@ def test_a_transiently_failing_classifier_is_retried_then_left_without_value(
 
     monkeypatch.setattr(BuiltinClassifier, "classify", failing)
     assert run_like_a_worker(tasks.image_classify, image.pk).result is False
-    assert len(calls) == tasks.MAX_RETRIES + 1
+    assert len(calls) == RETRY.max_retries + 1
     image.refresh_from_db()
     assert image.classified_at is None and not Prediction.objects.filter(image=image).exists()
     assert image.thumbnail  # an API request waiting for it is answered (with the defaults)

@@ -30,10 +30,17 @@ def test_task_enqueued_on_commit_runs_in_a_real_worker(real_worker):
         transaction.on_commit(lambda: ping.delay(token=token))
         assert cache.get(f"ping:{token}") is None  # nothing is sent before the commit
 
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and cache.get(f"ping:{token}") is None:
-        time.sleep(0.1)
-    assert cache.get(f"ping:{token}") == "pong", f"no worker ran the task via {settings.CELERY_BROKER_URL}"
+    assert _wait_for_ping(token), f"no worker ran the task via {settings.CELERY_BROKER_URL}"
+
+
+def _wait_for_ping(token: str, timeout: float = 20) -> bool:
+    """Poll the worker's mark (an observable condition with a deadline, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while cache.get(f"ping:{token}") is None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return cache.get(f"ping:{token}") == "pong"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -42,5 +49,10 @@ def test_task_is_not_sent_when_the_transaction_rolls_back(real_worker):
     with pytest.raises(RuntimeError), transaction.atomic():
         transaction.on_commit(lambda: ping.delay(token=token))
         raise RuntimeError("rollback")
-    time.sleep(1.0)
+    # No sleep: a committed ping sent afterwards is consumed after anything sent before it (one solo worker,
+    # one queue); once it has run, the rolled-back one would have run too.
+    marker = uuid.uuid4().hex
+    with transaction.atomic():
+        transaction.on_commit(lambda: ping.delay(token=marker))
+    assert _wait_for_ping(marker), "the worker did not run the committed ping"
     assert cache.get(f"ping:{token}") is None

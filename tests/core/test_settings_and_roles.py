@@ -60,12 +60,18 @@ def test_production_refuses_loopback_fetching(tmp_path):
         env={
             "DEBUG": "0",
             "SECRET_KEY": "y" * 80,
-            "SPOTCHECK_FETCH_ALLOW_LOOPBACK": "1",
+            "SPOTCHECK_FETCH_ALLOW": "10.0.0.0/8,127.0.0.1:8000",
             "SPOTCHECK_VAR_DIR": str(tmp_path),
         },
     )
     assert result.returncode != 0
     assert "core.E001" in result.stderr
+
+
+def test_a_malformed_fetch_allow_entry_is_refused_at_startup(tmp_path):
+    result = _manage("check", env={"SPOTCHECK_FETCH_ALLOW": "cdn.internal:443", "SPOTCHECK_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "core.E002" in result.stderr
 
 
 def test_embedded_defaults_use_sqlite_in_wal_mode_with_a_busy_timeout(tmp_path):

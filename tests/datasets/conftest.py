@@ -110,8 +110,8 @@ class _Pictures:
 def pictures_served(settings):
     import threading
 
-    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
     server = _Pictures()
+    settings.SPOTCHECK_FETCH_ALLOW = [f"127.0.0.1:{server.httpd.server_address[1]}"]
     thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
     thread.start()
     try:

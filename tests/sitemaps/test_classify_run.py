@@ -186,3 +186,22 @@ def test_a_run_that_stopped_counting_is_resumed_and_finishes(
     scrape.refresh_from_db()
     assert (scrape.status, scrape.done, scrape.total) == ("done", 3, 3)
     assert tasks.scrapes_stalled_resume() == 0  # finished runs are never resumed
+
+
+@pytest.mark.parametrize("status", ["http_429", "http_500", "http_503"])
+def test_429_and_5xx_are_retried_on_the_scrape_path(advertiser, classifier, status, django_capture_on_commit_callbacks):
+    url = "https://cdn.example.com/0/0.jpg"
+    classifier.answers = {url: [(status, None), ("ok", False)]}
+    scrape = ingest(advertiser, [1], django_capture_on_commit_callbacks)
+    assert classifier.calls == [[url]] * 2
+    assert (scrape.status, scrape.done, scrape.failed) == ("done", 1, 0)
+
+
+@pytest.mark.parametrize("status", ["http_404", "http_403", "http_410"])
+def test_other_4xx_are_never_retried_on_the_scrape_path(
+    advertiser, classifier, status, django_capture_on_commit_callbacks
+):
+    classifier.answers = {"https://cdn.example.com/0/0.jpg": [(status, None), ("ok", False)]}
+    scrape = ingest(advertiser, [1], django_capture_on_commit_callbacks)
+    assert len(classifier.calls) == 1
+    assert (scrape.done, scrape.failed) == (0, 1)

@@ -10,7 +10,7 @@ from sitemaps.models import Scrape, VehicleImage
 
 
 def test_demo_picture_view_serves_deterministic_jpegs_without_login(client, db, settings):
-    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True  # the demo's setup
+    settings.SPOTCHECK_FETCH_ALLOW = ["127.0.0.1:8000"]  # the demo's setup
     response = client.get("/sitemaps/demo-pictures/dealer-red-3.jpg")
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
     assert response.content == picture_bytes_for(kind="dealer", color="red", seed=3)
@@ -20,7 +20,7 @@ def test_demo_picture_view_serves_deterministic_jpegs_without_login(client, db, 
 
 
 def test_demo_pictures_do_not_exist_outside_the_demo(client, db, settings):
-    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = False  # production: nobody fetches them
+    settings.SPOTCHECK_FETCH_ALLOW = []  # production: nobody fetches them
     assert client.get("/sitemaps/demo-pictures/dealer-red-3.jpg").status_code == 404
 
 
@@ -59,7 +59,8 @@ def test_a_scrape_of_served_pictures_is_classified_and_shown(
     monkeypatch.setattr(classify_run, "scrape_chunk_fetch", in_stage("fetch", real_fetch))
     monkeypatch.setattr(classify_run, "scrape_pictures_classify", in_stage("classify", real_classify))
 
-    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
+    port = live_server.thread.port  # "localhost" may resolve to both loopback addresses
+    settings.SPOTCHECK_FETCH_ALLOW = [f"127.0.0.1:{port}", f"[::1]:{port}"]
     settings.SPOTCHECK_SITEMAP_REUSED_MIN_VEHICLES = 3
     base = f"{live_server.url}/sitemaps/demo-pictures"
     card = f"{base}/placeholder-grey-1.jpg"

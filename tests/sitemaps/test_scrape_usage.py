@@ -1,6 +1,8 @@
 """A scrape classified through the cascade reports, in its status, the pictures sent to each backend and
 the estimated cost (the paid backend is the local fake Azure; the pictures come from the live server)."""
 
+from urllib.parse import urlsplit
+
 import pytest
 from django.test import override_settings
 
@@ -26,7 +28,7 @@ def test_scrape_status_reports_pictures_per_backend_and_cost(
 ):
     from core.roles import Role
 
-    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
+    settings.SPOTCHECK_FETCH_ALLOW = [f"127.0.0.1:{urlsplit(live_server.url).port}"]  # the demo pictures, nothing else
     settings.SPOTCHECK_CLASSIFIER_BACKEND = "cascade"
     # Every picture below 1.0 goes on: the builtin never scores 1.0, so each is sent to the paid backend.
     ModelVersion.objects.create(

@@ -1,4 +1,9 @@
-"""manage.py classify URL-or-PATH…: classify now and print one JSON line per argument (the API's result)."""
+"""manage.py classify URL-or-PATH…: classify now and print one JSON line per argument (the API's result).
+
+An argument that is neither a URL nor a readable file (a ``data:`` URL, a missing path) gets a JSON error line
+``{"url": …, "error": "invalid_argument", "message": …}`` in its place and the batch goes on; the command
+exits non-zero at the end when any argument was refused.
+"""
 
 import json
 from pathlib import Path
@@ -18,12 +23,20 @@ class Command(BaseCommand):
     def handle(self, *args, targets, advertiser=None, **options):
         urls = [t for t in targets if "://" in t]
         by_url = dict(zip(urls, urls_classify(urls=urls, advertiser=advertiser), strict=True)) if urls else {}
+        refused = 0
         for target in targets:
             if target in by_url:
-                outcome = by_url[target]
+                result = by_url[target].as_result()
             else:
-                path = Path(target)
-                if not path.is_file():
-                    raise CommandError(f"{target}: not a URL (scheme://…) nor a readable file")
-                outcome = bytes_classify(data=path.read_bytes(), name=target, advertiser=advertiser)
-            self.stdout.write(json.dumps(outcome.as_result(), sort_keys=False))
+                try:
+                    data = Path(target).read_bytes()
+                except (OSError, ValueError) as exc:  # missing, a directory, unreadable, a NUL in the name
+                    refused += 1
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                    message = f"not a URL (scheme://…) nor a readable file: {reason}"
+                    self.stdout.write(json.dumps({"url": target, "error": "invalid_argument", "message": message}))
+                    continue
+                result = bytes_classify(data=data, name=target, advertiser=advertiser).as_result()
+            self.stdout.write(json.dumps(result, sort_keys=False))
+        if refused:
+            raise CommandError(f"{refused} of {len(targets)} arguments refused (see their JSON error lines)")

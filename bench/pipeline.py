@@ -211,7 +211,6 @@ def main() -> None:
         "DEBUG": "0",  # production settings; loopback fetching is allowed for the local picture server only
         "SECRET_KEY": "bench-pipeline-not-secret",
         "SECURE_SSL_REDIRECT": "0",
-        "SPOTCHECK_FETCH_ALLOW_LOOPBACK": "1",
         "LOG_LEVEL": "WARNING",
     }
     os.environ.update(env)
@@ -263,6 +262,7 @@ def main() -> None:
 
     python = sys.executable
     picture_port, web_port = free_port(8200, 8250), free_port(8250, 8300)
+    os.environ["SPOTCHECK_FETCH_ALLOW"] = f"127.0.0.1:{picture_port}"  # the picture server only, inherited
     cores = os.cpu_count() or 1
     try:
         start("pictures", [python, __file__, "--serve", str(picture_port)])

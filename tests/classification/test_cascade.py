@@ -118,8 +118,9 @@ def test_a_cascade_of_two_paid_or_two_local_backends_is_refused(azure):
         classifier_for(ModelVersion(name="y", backend="cascade", params={"local": "builtin", "paid": "builtin"}))
 
 
-def test_the_classify_stage_of_a_scrape_records_labels_and_backend_calls(azure, pictures, picture_server, settings):
-    settings.SPOTCHECK_FETCH_ALLOW_LOOPBACK = True
+def test_the_classify_stage_of_a_scrape_records_labels_and_backend_calls(
+    azure, pictures, picture_server, allow_loopback
+):
     cascade(between(pictures["scores"]))
     picture_server.serve("/sure.jpg", pictures["sure"])
     picture_server.serve("/unsure.jpg", pictures["unsure"])

@@ -140,6 +140,7 @@ def test_bytes_that_pass_the_header_check_but_do_not_decode_are_refused_by_stage
     assert (source.image, source.error, source.etag) == (None, "bad_image", "")
 
 
+@pytest.mark.django_db
 def test_transient_url_failures_are_retried_alone(picture_server, allow_loopback, stock_red_jpeg, monkeypatch):
     monkeypatch.setattr(tasks, "backoff", lambda retries, retry_after=None: 0)
     attempts = itertools.count()

@@ -220,9 +220,13 @@ def _scrape_queue(*, scrape: Scrape) -> Scrape:
     Scrape.objects.filter(
         advertiser_id=scrape.advertiser_id, status__in=[Scrape.Status.QUEUED, Scrape.Status.RUNNING]
     ).exclude(id=scrape.id).update(status=Scrape.Status.FAILED, finished_at=timezone.now())
-    total = VehicleImage.objects.filter(
-        vehicle__advertiser_id=scrape.advertiser_id, vehicle__active=True, active=True
-    ).update(scrape=scrape, status=VehicleImage.Status.PENDING)
+    # vehicle_id IN (the advertiser's vehicles), not a join: Django turns an UPDATE over a join into
+    # "id IN (SELECT … FROM vehicleimage JOIN vehicle)", which PostgreSQL, before the tables are analyzed,
+    # plans as a nested loop over both copies of the table: minutes for a few thousand pictures.
+    vehicles = Vehicle.objects.filter(advertiser_id=scrape.advertiser_id, active=True).values("id")
+    total = VehicleImage.objects.filter(vehicle_id__in=vehicles, active=True).update(
+        scrape=scrape, status=VehicleImage.Status.PENDING
+    )
     scrape.total = total
     scrape.save(update_fields=["total"])
     enqueue_on_commit(scrape_classify, scrape.id)

@@ -5,7 +5,7 @@ each started here as a user starts it, on a port in --port's range, in a throwaw
 
 - ``embedded``: exactly ``make run`` (SQLite, filesystem broker, the Celery worker, the demo seed, the web
   server of ``manage.py serve``);
-- ``production``: docs/deploy.md's web tier, ``gunicorn config.wsgi`` with ``DEBUG=0``, PostgreSQL
+- ``production``: docs/deploy.md's web tier (gunicorn, threads, one process per core) with ``DEBUG=0``, PostgreSQL
   (BENCH_DATABASE_URL) and Redis (BENCH_REDIS_URL) as cache.
 
 Shapes of one labeler's work:
@@ -212,7 +212,8 @@ def start_server(*, setup: str, port: int, env: dict, profile_out: str | None) -
     else:
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         # docs/deploy.md's web command, on our port.
-        cmd = [PYTHON, "-m", "gunicorn", "config.wsgi", "-w", "4", "-b", f"127.0.0.1:{port}", "--timeout", "30"]
+        cmd = [PYTHON, "-m", "gunicorn", "config.wsgi", "--worker-class", "gthread", "-w", str(os.cpu_count() or 1)]
+        cmd += ["--threads", "4", "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--timeout", "30"]
     log = open(Path(env["SPOTCHECK_VAR_DIR"]) / "server.log", "w")  # noqa: SIM115 (closed with the server)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     _wait_http(port, proc)
@@ -660,7 +661,7 @@ def main() -> None:
     if args.setup == "production":
         _recreate_database(db_url)
     print(
-        f"setup {args.setup}: {'make run (SQLite, embedded)' if args.setup == 'embedded' else 'gunicorn -w 4, '}"
+        f"setup {args.setup}: {'make run (SQLite, embedded)' if args.setup == 'embedded' else 'gunicorn gthread, '}"
         f"{'' if args.setup == 'embedded' else 'PostgreSQL ' + urlsplit(db_url).path[1:] + ', Redis ' + redis_url}"
         f"; port {args.port}; uptime load {os.getloadavg()}; {os.cpu_count()} CPUs"
     )

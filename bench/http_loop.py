@@ -21,8 +21,9 @@ Per round it prints votes/s, p50/p95/p99 per call, server CPU per counted answer
 from /proc over the measured window: web processes, plus the PostgreSQL backends of the bench database),
 errors by status and connection errors, and the correctness counts checked in the database after the round:
 duplicates (two live votes of one person on one item, or one acknowledged answer stored twice), over cap
-(a real item with more live votes than max_votes, or a tally that differs from its votes), answered but
-missing (acknowledged with 200/201 and not in the votes table). Figures are printed beside the targets.
+(a real item with more counted votes than max_votes, or a tally that differs from its counted votes: the
+live votes of labelers not flagged by gold), answered but missing (acknowledged with 200/201 and not in the
+votes table). Figures are printed beside the targets.
 
 ``--profile`` runs the setup's web server as one single-threaded gunicorn worker under cProfile (a
 gunicorn config in this folder), drives it with 5 labelers and prints where a request's time goes, by layer.
@@ -294,7 +295,7 @@ def check_round(*, campaign_id: int, acknowledged: set[str]) -> dict[str, int]:
     """The correctness counts of one round, read from the database."""
     from django.db.models import Count, F, Q
 
-    from labeling.models import Campaign, Item, Vote
+    from labeling.models import Campaign, Item, LabelerStanding, Vote
 
     campaign = Campaign.objects.get(pk=campaign_id)
     votes = Vote.objects.live().filter(item__campaign_id=campaign_id)
@@ -302,9 +303,12 @@ def check_round(*, campaign_id: int, acknowledged: set[str]) -> dict[str, int]:
     stored = set(
         str(u) for u in Vote.objects.filter(item__campaign_id=campaign_id).values_list("client_uuid", flat=True)
     )
-    real = Item.objects.filter(campaign_id=campaign_id, is_gold=False).annotate(
-        live=Count("votes", filter=Q(votes__undone_at__isnull=True))
+    # make run's worker flags labelers by gold (the quality sweep): their votes are kept, not counted, and the
+    # items they voted on re-tallied without them, so the tally is held to the votes of unflagged labelers.
+    counted = Q(votes__undone_at__isnull=True) & (
+        Q(votes__user__labeling_standing__isnull=True) | Q(votes__user__labeling_standing__flagged_at__isnull=True)
     )
+    real = Item.objects.filter(campaign_id=campaign_id, is_gold=False).annotate(live=Count("votes", filter=counted))
     over = real.filter(Q(live__gt=campaign.max_votes) | ~Q(live=F("vote_count"))).count()
     return {
         "duplicates": twice,
@@ -312,6 +316,7 @@ def check_round(*, campaign_id: int, acknowledged: set[str]) -> dict[str, int]:
         "missing": len(acknowledged - stored),
         "decided": real.filter(status="decided").count(),
         "conflict": real.filter(status="conflict").count(),
+        "flagged": LabelerStanding.objects.filter(flagged_at__isnull=False).count(),
     }
 
 
@@ -566,7 +571,7 @@ def report(setup: str, r: dict) -> None:
         f"  connection errors {r['conn_errors']}, 5xx {errors - r['conn_errors']}, duplicates {r['duplicates']}, "
         f"over cap {r['over_cap']}, answered but missing {r['missing']} (targets 0: "
         f"{mark(errors == 0 and r['duplicates'] == 0 and r['over_cap'] == 0 and r['missing'] == 0)})"
-        f"   items decided {r['decided']}, conflicts {r['conflict']}"
+        f"   items decided {r['decided']}, conflicts {r['conflict']}, labelers flagged by gold {r['flagged']}"
     )
 
 

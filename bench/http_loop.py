@@ -202,16 +202,15 @@ def server_env(setup: str, var_dir: str, db_url: str, redis_url: str) -> dict[st
 
 def start_server(*, setup: str, port: int, env: dict, profile_out: str | None) -> subprocess.Popen:
     """Start the setup's server as its users start it (own session: the whole group is stopped after)."""
+    if profile_out or setup == "production":  # make run migrates by itself
+        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     if profile_out:
         env = {**env, "BENCH_PROFILE_OUT": profile_out}
-        if setup == "embedded":
-            subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         cmd = [PYTHON, "-m", "gunicorn", "config.wsgi", "-c", str(ROOT / "bench" / "gunicorn_profile.py")]
         cmd += ["-b", f"127.0.0.1:{port}", "-w", "1", "--threads", "1", "--worker-class", "sync"]
     elif setup == "embedded":
         cmd = ["make", "--no-print-directory", "run", f"ADDR=127.0.0.1:{port}"]
     else:
-        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         # docs/deploy.md's web command, on our port.
         cmd = [PYTHON, "-m", "gunicorn", "config.wsgi", "--worker-class", "gthread", "-w", str(os.cpu_count() or 1)]
         cmd += ["--threads", "4", "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--timeout", "30"]
@@ -618,13 +617,16 @@ def layer_of(filename: str) -> str:
     return "other (stdlib, builtins)"
 
 
-def profile_report(path: str, requests: int) -> None:
+def profile_report(path: str) -> None:
     import pstats
 
     stats = pstats.Stats(path)
     by_layer: Counter = Counter()
-    for (filename, _line, _func), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():
+    requests = 0
+    for (filename, _line, func), (_cc, calls, tottime, _ct, _callers) in stats.stats.items():
         by_layer[layer_of(filename)] += tottime
+        if func == "__call__" and filename.endswith("django/core/handlers/wsgi.py"):
+            requests = calls  # every request the server profiled, the round's warm-up and wind-down included
     total = sum(by_layer.values())
     print(f"\nwhere a request's time goes (cProfile in the server, {requests} requests, own time by layer):")
     for layer, seconds in by_layer.most_common():
@@ -692,8 +694,7 @@ def main() -> None:
             )
             report(args.setup, result)
             stop_server(proc)
-            requests = sum(result["status"].values())
-            profile_report(profile_out, requests)
+            profile_report(profile_out)
             return
         phases = {"saturated": [0.0], "paced": [args.think_ms], "all": [0.0, args.think_ms]}[args.phase]
         shapes = ["cycle", "phone", "batch"] if args.shape == "all" else [args.shape]

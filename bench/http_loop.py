@@ -5,7 +5,7 @@ each started here as a user starts it, on a port in --port's range, in a throwaw
 
 - ``embedded``: exactly ``make run`` (SQLite, filesystem broker, the Celery worker, the demo seed, the web
   server of ``manage.py serve``);
-- ``production``: docs/deploy.md's web tier, ``gunicorn config.wsgi`` with ``DEBUG=0``, PostgreSQL
+- ``production``: docs/deploy.md's web tier (gunicorn, threads, one process per core) with ``DEBUG=0``, PostgreSQL
   (BENCH_DATABASE_URL) and Redis (BENCH_REDIS_URL) as cache.
 
 Shapes of one labeler's work:
@@ -21,8 +21,9 @@ Per round it prints votes/s, p50/p95/p99 per call, server CPU per counted answer
 from /proc over the measured window: web processes, plus the PostgreSQL backends of the bench database),
 errors by status and connection errors, and the correctness counts checked in the database after the round:
 duplicates (two live votes of one person on one item, or one acknowledged answer stored twice), over cap
-(a real item with more live votes than max_votes, or a tally that differs from its votes), answered but
-missing (acknowledged with 200/201 and not in the votes table). Figures are printed beside the targets.
+(a real item with more counted votes than max_votes, or a tally that differs from its counted votes: the
+live votes of labelers not flagged by gold), answered but missing (acknowledged with 200/201 and not in the
+votes table). Figures are printed beside the targets.
 
 ``--profile`` runs the setup's web server as one single-threaded gunicorn worker under cProfile (a
 gunicorn config in this folder), drives it with 5 labelers and prints where a request's time goes, by layer.
@@ -201,18 +202,18 @@ def server_env(setup: str, var_dir: str, db_url: str, redis_url: str) -> dict[st
 
 def start_server(*, setup: str, port: int, env: dict, profile_out: str | None) -> subprocess.Popen:
     """Start the setup's server as its users start it (own session: the whole group is stopped after)."""
+    if profile_out or setup == "production":  # make run migrates by itself
+        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     if profile_out:
         env = {**env, "BENCH_PROFILE_OUT": profile_out}
-        if setup == "embedded":
-            subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         cmd = [PYTHON, "-m", "gunicorn", "config.wsgi", "-c", str(ROOT / "bench" / "gunicorn_profile.py")]
         cmd += ["-b", f"127.0.0.1:{port}", "-w", "1", "--threads", "1", "--worker-class", "sync"]
     elif setup == "embedded":
         cmd = ["make", "--no-print-directory", "run", f"ADDR=127.0.0.1:{port}"]
     else:
-        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         # docs/deploy.md's web command, on our port.
-        cmd = [PYTHON, "-m", "gunicorn", "config.wsgi", "-w", "4", "-b", f"127.0.0.1:{port}", "--timeout", "30"]
+        cmd = [PYTHON, "-m", "gunicorn", "config.wsgi", "--worker-class", "gthread", "-w", str(os.cpu_count() or 1)]
+        cmd += ["--threads", "4", "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--timeout", "30"]
     log = open(Path(env["SPOTCHECK_VAR_DIR"]) / "server.log", "w")  # noqa: SIM115 (closed with the server)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     _wait_http(port, proc)
@@ -293,7 +294,7 @@ def check_round(*, campaign_id: int, acknowledged: set[str]) -> dict[str, int]:
     """The correctness counts of one round, read from the database."""
     from django.db.models import Count, F, Q
 
-    from labeling.models import Campaign, Item, Vote
+    from labeling.models import Campaign, Item, LabelerStanding, Vote
 
     campaign = Campaign.objects.get(pk=campaign_id)
     votes = Vote.objects.live().filter(item__campaign_id=campaign_id)
@@ -301,9 +302,12 @@ def check_round(*, campaign_id: int, acknowledged: set[str]) -> dict[str, int]:
     stored = set(
         str(u) for u in Vote.objects.filter(item__campaign_id=campaign_id).values_list("client_uuid", flat=True)
     )
-    real = Item.objects.filter(campaign_id=campaign_id, is_gold=False).annotate(
-        live=Count("votes", filter=Q(votes__undone_at__isnull=True))
+    # make run's worker flags labelers by gold (the quality sweep): their votes are kept, not counted, and the
+    # items they voted on re-tallied without them, so the tally is held to the votes of unflagged labelers.
+    counted = Q(votes__undone_at__isnull=True) & (
+        Q(votes__user__labeling_standing__isnull=True) | Q(votes__user__labeling_standing__flagged_at__isnull=True)
     )
+    real = Item.objects.filter(campaign_id=campaign_id, is_gold=False).annotate(live=Count("votes", filter=counted))
     over = real.filter(Q(live__gt=campaign.max_votes) | ~Q(live=F("vote_count"))).count()
     return {
         "duplicates": twice,
@@ -311,6 +315,7 @@ def check_round(*, campaign_id: int, acknowledged: set[str]) -> dict[str, int]:
         "missing": len(acknowledged - stored),
         "decided": real.filter(status="decided").count(),
         "conflict": real.filter(status="conflict").count(),
+        "flagged": LabelerStanding.objects.filter(flagged_at__isnull=False).count(),
     }
 
 
@@ -565,7 +570,7 @@ def report(setup: str, r: dict) -> None:
         f"  connection errors {r['conn_errors']}, 5xx {errors - r['conn_errors']}, duplicates {r['duplicates']}, "
         f"over cap {r['over_cap']}, answered but missing {r['missing']} (targets 0: "
         f"{mark(errors == 0 and r['duplicates'] == 0 and r['over_cap'] == 0 and r['missing'] == 0)})"
-        f"   items decided {r['decided']}, conflicts {r['conflict']}"
+        f"   items decided {r['decided']}, conflicts {r['conflict']}, labelers flagged by gold {r['flagged']}"
     )
 
 
@@ -612,13 +617,16 @@ def layer_of(filename: str) -> str:
     return "other (stdlib, builtins)"
 
 
-def profile_report(path: str, requests: int) -> None:
+def profile_report(path: str) -> None:
     import pstats
 
     stats = pstats.Stats(path)
     by_layer: Counter = Counter()
-    for (filename, _line, _func), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():
+    requests = 0
+    for (filename, _line, func), (_cc, calls, tottime, _ct, _callers) in stats.stats.items():
         by_layer[layer_of(filename)] += tottime
+        if func == "__call__" and filename.endswith("django/core/handlers/wsgi.py"):
+            requests = calls  # every request the server profiled, the round's warm-up and wind-down included
     total = sum(by_layer.values())
     print(f"\nwhere a request's time goes (cProfile in the server, {requests} requests, own time by layer):")
     for layer, seconds in by_layer.most_common():
@@ -660,7 +668,7 @@ def main() -> None:
     if args.setup == "production":
         _recreate_database(db_url)
     print(
-        f"setup {args.setup}: {'make run (SQLite, embedded)' if args.setup == 'embedded' else 'gunicorn -w 4, '}"
+        f"setup {args.setup}: {'make run (SQLite, embedded)' if args.setup == 'embedded' else 'gunicorn gthread, '}"
         f"{'' if args.setup == 'embedded' else 'PostgreSQL ' + urlsplit(db_url).path[1:] + ', Redis ' + redis_url}"
         f"; port {args.port}; uptime load {os.getloadavg()}; {os.cpu_count()} CPUs"
     )
@@ -686,8 +694,7 @@ def main() -> None:
             )
             report(args.setup, result)
             stop_server(proc)
-            requests = sum(result["status"].values())
-            profile_report(profile_out, requests)
+            profile_report(profile_out)
             return
         phases = {"saturated": [0.0], "paced": [args.think_ms], "all": [0.0, args.think_ms]}[args.phase]
         shapes = ["cycle", "phone", "batch"] if args.shape == "all" else [args.shape]

@@ -1,8 +1,10 @@
 """API views of the labeling app: validate, call a service or selector, serialize."""
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,10 +24,13 @@ from labeling.api.serializers import (
     VoteSerializer,
     choices_payload,
     item_state,
+    next_input,
+    vote_input,
+    vote_payload,
 )
 from labeling.assignment import items_next, lease_release
 from labeling.models import Campaign, Item
-from labeling.selectors import campaigns_with_progress
+from labeling.selectors import campaign_active, campaigns_with_progress
 
 CanLabel = permissions.api_requires(
     *permissions.LABELING, message="Labeling needs the labeler, reviewer or admin role."
@@ -53,14 +58,12 @@ class CampaignNextView(APIView):
 
     @extend_schema(request=NextInputSerializer, responses={200: NextResponseSerializer})
     def post(self, request, pk: int):
-        campaign = get_object_or_404(Campaign, pk=pk, active=True)
-        params = NextInputSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
+        campaign = campaign_active(pk=pk)
+        if campaign is None:
+            raise Http404("no active campaign with this id")
+        params = next_input(request.data)
         assigned = items_next(
-            user=request.user,
-            campaign=campaign,
-            count=params.validated_data["count"],
-            exclude_ids=set(params.validated_data.get("exclude", [])),
+            user=request.user, campaign=campaign, count=params["count"], exclude_ids=set(params.get("exclude", []))
         )
         choices = choices_payload(campaign)
         return Response(
@@ -85,18 +88,12 @@ class VoteCreateView(APIView):
 
     @extend_schema(request=VoteInputSerializer, responses={201: VoteSerializer, 200: VoteSerializer})
     def post(self, request):
-        data = VoteInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        result = services.vote_record(
-            user=request.user,
-            item_id=data.validated_data["item"],
-            label=data.validated_data["label"],
-            client_uuid=data.validated_data["client_uuid"],
-            ms_to_answer=data.validated_data.get("ms_to_answer"),
-        )
-        return Response(
-            VoteSerializer(result.vote).data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        )
+        answer, errors = vote_input(request.data)
+        if errors is not None:
+            raise ValidationError(errors)
+        result = _record(request.user, answer)
+        answered = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(vote_payload(result.vote), status=answered)
 
 
 class VoteBatchView(APIView):
@@ -118,24 +115,28 @@ class VoteBatchView(APIView):
 
 def _vote_result(user, entry) -> dict:
     """What POST /votes/ would have answered for this one answer, as a batch result."""
-    data = VoteInputSerializer(data=entry)
+    answer, errors = vote_input(entry)
     key = entry.get("client_uuid") if isinstance(entry, dict) else None
-    if not data.is_valid():
-        first = next(iter(data.errors.items()))
-        fields = {name: [str(m) for m in messages] for name, messages in data.errors.items()}
+    if errors is not None:
+        first = next(iter(errors.items()))
+        fields = {name: [str(m) for m in messages] for name, messages in errors.items()}
         body = error_body(code="invalid", message=f"{first[0]}: {first[1][0]}", fields=fields)
         return {"client_uuid": key, "status": 400, **body}
     try:
-        result = services.vote_record(
-            user=user,
-            item_id=data.validated_data["item"],
-            label=data.validated_data["label"],
-            client_uuid=data.validated_data["client_uuid"],
-            ms_to_answer=data.validated_data.get("ms_to_answer"),
-        )
+        result = _record(user, answer)
     except services.LabelingError as exc:
         return {"client_uuid": key, "status": exc.status, **error_body(code=exc.code, message=exc.message, **exc.extra)}
-    return {"client_uuid": key, "status": 201 if result.created else 200, "vote": VoteSerializer(result.vote).data}
+    return {"client_uuid": key, "status": 201 if result.created else 200, "vote": vote_payload(result.vote)}
+
+
+def _record(user, answer: dict) -> services.VoteResult:
+    return services.vote_record(
+        user=user,
+        item_id=answer["item"],
+        label=answer["label"],
+        client_uuid=answer["client_uuid"],
+        ms_to_answer=answer.get("ms_to_answer"),
+    )
 
 
 class VoteDetailView(APIView):

@@ -271,3 +271,69 @@ def test_a_flagged_labeler_is_never_served_an_unvoted_looking_item_they_already_
     vote_record(user=bad, item_id=answered.pk, label="Dealer", client_uuid=uuid.uuid4())
     assert Item.objects.get(pk=answered.pk).vote_count == 0  # kept, not counted: it looks fresh
     assert [a.item.pk for a in items_next(user=bad, campaign=campaign, count=5)] == [fresh.pk]
+
+
+@pytest.mark.django_db
+def test_a_vote_answer_is_exactly_what_the_documented_serializer_gives(labelers):
+    from labeling.api.serializers import VoteSerializer, vote_payload
+
+    campaign = CampaignFactory(votes_required=1, max_votes=1)
+    gold = ItemFactory(campaign=campaign, is_gold=True, gold_label="Stock")
+    first, second = labelers(2)
+    open_vote = vote_record(user=first, item_id=gold.pk, label="Dealer", client_uuid=uuid.uuid4()).vote
+    real = ItemFactory(campaign=campaign)
+    decided = vote_record(user=second, item_id=real.pk, label="Stock", client_uuid=uuid.uuid4())
+    undone = Vote.objects.select_related("item__campaign").get(pk=open_vote.pk)
+    undone.undone_at = undone.created_at
+    for vote in (open_vote, decided.vote, undone):
+        assert vote_payload(vote) == VoteSerializer(vote).data
+
+
+# The plainly valid inputs the hot endpoints read without a serializer, and inputs that must go to it.
+PLAIN_VOTES = [
+    {"item": 3, "label": "Dealer", "client_uuid": "5f0c6f3e-3b7c-4b3e-9d3a-0f6b1b2b3c4d"},
+    {"item": 3, "label": "cant_tell", "client_uuid": "5F0C6F3E3B7C4B3E9D3A0F6B1B2B3C4D", "ms_to_answer": 700},
+    {"item": 3, "label": "Stock", "client_uuid": "{5f0c6f3e-3b7c-4b3e-9d3a-0f6b1b2b3c4d}", "ms_to_answer": None},
+]
+JUDGED_VOTES = [
+    {"item": "3", "label": "Dealer", "client_uuid": "5f0c6f3e-3b7c-4b3e-9d3a-0f6b1b2b3c4d"},
+    {"item": 3, "label": " Dealer ", "client_uuid": "5f0c6f3e-3b7c-4b3e-9d3a-0f6b1b2b3c4d"},
+    {"item": True, "label": "Dealer", "client_uuid": "5f0c6f3e-3b7c-4b3e-9d3a-0f6b1b2b3c4d"},
+    {"item": 0, "label": "Dealer", "client_uuid": "5f0c6f3e-3b7c-4b3e-9d3a-0f6b1b2b3c4d"},
+    {"item": 3, "label": "x" * 41, "client_uuid": "5f0c6f3e-3b7c-4b3e-9d3a-0f6b1b2b3c4d"},
+    {"item": 3, "label": "Dealer", "client_uuid": "not-a-uuid"},
+    {"item": 3, "label": "Dealer", "client_uuid": "5f0c6f3e-3b7c-4b3e-9d3a-0f6b1b2b3c4d", "ms_to_answer": -1},
+    {"item": 3, "label": "Dealer"},
+    ["not", "an", "object"],
+]
+
+
+@pytest.mark.parametrize("data", PLAIN_VOTES + JUDGED_VOTES)
+def test_vote_input_read_without_a_serializer_equals_the_serializers_verdict(data):
+    from labeling.api.serializers import VoteInputSerializer, vote_input
+
+    serializer = VoteInputSerializer(data=data)
+    valid, errors = vote_input(data)
+    if serializer.is_valid():
+        assert (dict(valid), errors) == (dict(serializer.validated_data), None)
+    else:
+        assert (valid, errors) == (None, serializer.errors)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"count": 8}, {"count": 8, "exclude": [1, 2]}, {"count": 8, "exclude": []}, {"count": 0}, {"count": 21},
+     {"count": "3"}, {"count": False}, {"exclude": [0]}, {"exclude": list(range(1, 202))}, {"exclude": "1"}],
+)  # fmt: skip
+def test_next_input_read_without_a_serializer_equals_the_serializers_verdict(data):
+    from rest_framework.exceptions import ValidationError
+
+    from labeling.api.serializers import NextInputSerializer, next_input
+
+    serializer = NextInputSerializer(data=data)
+    if serializer.is_valid():
+        assert next_input(data) == dict(serializer.validated_data)
+    else:
+        with pytest.raises(ValidationError) as refused:
+            next_input(data)
+        assert refused.value.detail == serializer.errors

@@ -8,7 +8,7 @@ are safe to run twice, so a row sent by both (a send that succeeded but could no
 
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Task
 from django.db import transaction
@@ -25,20 +25,22 @@ log = logging.getLogger(__name__)
 SEND_ERRORS = (BrokerError, ConnectionError, TimeoutError, OSError)
 
 
-def enqueue_on_commit(task: Task, *args, **kwargs) -> None:
-    """Record ``task(*args, **kwargs)`` in the outbox now and send it after the transaction commits."""
-    row = TaskOutbox.objects.create(task=task.name, args=list(args), kwargs=kwargs)
-    transaction.on_commit(lambda: _send(row_id=row.pk, task=task, args=args, kwargs=kwargs))
+def enqueue_on_commit(task: Task, *args, countdown: float | None = None, **kwargs) -> None:
+    """Record ``task(*args, **kwargs)`` in the outbox now and send it after the transaction commits; with
+    ``countdown`` (seconds), to run no sooner than that after now, however late the sweep sends it."""
+    not_before = timezone.now() + timedelta(seconds=countdown) if countdown else None
+    row = TaskOutbox.objects.create(task=task.name, args=list(args), kwargs=kwargs, not_before=not_before)
+    transaction.on_commit(lambda: _send(row_id=row.pk, task=task, args=args, kwargs=kwargs, eta=not_before))
 
 
-def _send(*, row_id: int, task: Task, args, kwargs) -> bool:
+def _send(*, row_id: int, task: Task, args, kwargs, eta: datetime | None = None) -> bool:
     if task.app.conf.task_always_eager:
         # Eager (tests, demo): the task runs here and now; its own errors must surface, not be parked.
         TaskOutbox.objects.filter(pk=row_id).delete()
         task.delay(*args, **kwargs)
         return True
     try:
-        task.delay(*args, **kwargs)
+        task.apply_async(args, kwargs, eta=eta if eta is not None and eta > timezone.now() else None)
     except SEND_ERRORS as exc:
         log.warning("broker unreachable; the outbox sweep will send it", extra={"task": task.name, "error": str(exc)})
         with contextlib.suppress(Exception):  # the row is there; bookkeeping must not fail the request
@@ -65,7 +67,7 @@ def outbox_deliver(*, older_than: timedelta = timedelta(seconds=30), limit: int 
             log.error("outbox row names an unknown task", extra={"task": row.task, "row_id": row.pk})
             TaskOutbox.objects.filter(pk=row.pk).update(last_error="unknown task")
             continue
-        if not _send(row_id=row.pk, task=task, args=tuple(row.args), kwargs=row.kwargs):
+        if not _send(row_id=row.pk, task=task, args=tuple(row.args), kwargs=row.kwargs, eta=row.not_before):
             break
         sent += 1
     return sent

@@ -50,6 +50,7 @@ class ChunkFetched:
     """What the fetch stage of a chunk left to do: rows to fetch again, pictures to classify."""
 
     retry: list[int] = field(default_factory=list)  # rows left pending by a transient fetch error
+    retry_after: float | None = None  # the longest wait a server asked for (Retry-After) among those rows
     to_classify: list[tuple[int, list[int]]] = field(default_factory=list)  # (picture, its rows) for stage 2
 
 
@@ -90,6 +91,8 @@ def scrape_chunk_fetch(*, scrape_id: int, vehicle_image_ids: list[int], final_at
             else:
                 groups[("failed", str(error)[:40])].append(row_id)
     result.to_classify = sorted(new.items())
+    if result.retry:
+        result.retry_after = classification_services.checks_retry_after(checks=checks.values())
     _rows_count(scrape_id=scrape_id, groups=groups)
     if not result.retry and not result.to_classify:
         scrape_finish_if_complete(scrape_id=scrape_id)

@@ -27,7 +27,7 @@ SCRAPE_CLASSIFY_PRIORITY = 9
 def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt: int = 0) -> int:
     """Stage 1 of a chunk (queue "fetch"): download and key; new pictures go to the classify queue in one
     task per chunk. Pictures that failed transiently (core.retry: timeouts, connection, 429, 5xx) are
-    retried with the policy's backoff, a few times.
+    retried with the policy's backoff, a few times, never sooner than a server's ``Retry-After``.
 
     The retry is a new message (not task.retry) so it only carries the pictures still pending.
     """
@@ -40,7 +40,8 @@ def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt:
             (scrape_id, [[image_id, rows] for image_id, rows in fetched.to_classify]), priority=SCRAPE_CLASSIFY_PRIORITY
         )
     if fetched.retry:
-        scrape_chunk_classify.apply_async((scrape_id, fetched.retry, attempt + 1), countdown=RETRY.countdown(attempt))
+        wait = RETRY.countdown(attempt, retry_after=fetched.retry_after)
+        scrape_chunk_classify.apply_async((scrape_id, fetched.retry, attempt + 1), countdown=wait)
     return len(fetched.retry)
 
 

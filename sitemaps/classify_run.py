@@ -161,12 +161,27 @@ def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:
                 done=F("done") + done,
                 from_cache=F("from_cache") + from_cache,
                 failed=F("failed") + failed,
-                progressed_at=timezone.now(),
+                progressed_at=_progressed_now(),
             )
     if classified:
         url_fixes_follow(vehicle_image_ids=classified)  # fixes made before the picture could be downloaded
         fixes_carry_over(vehicle_image_ids=classified)
     return done + failed
+
+
+def _progressed_now() -> Case:
+    """``progressed_at`` = now, unless a chunk waiting to retry set it later (``scrape_retry_wait``)."""
+    now = timezone.now()
+    return Case(When(progressed_at__gt=now, then=F("progressed_at")), default=Value(now))
+
+
+def scrape_retry_wait(*, scrape_id: int, seconds: float) -> None:
+    """A chunk of the run retries in ``seconds`` (backoff, or a server's Retry-After): the stalled-run sweep
+    must not resume the run before then, or it would ask a busy server again sooner than it said."""
+    retry_at = timezone.now() + timedelta(seconds=seconds)
+    Scrape.objects.filter(id=scrape_id).filter(Q(progressed_at__isnull=True) | Q(progressed_at__lt=retry_at)).update(
+        progressed_at=retry_at
+    )
 
 
 def scrapes_stalled(*, silent_for: timedelta) -> list[int]:

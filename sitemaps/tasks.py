@@ -41,6 +41,7 @@ def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt:
         )
     if fetched.retry:
         wait = RETRY.countdown(attempt, retry_after=fetched.retry_after)
+        classify_run.scrape_retry_wait(scrape_id=scrape_id, seconds=wait)
         scrape_chunk_classify.apply_async((scrape_id, fetched.retry, attempt + 1), countdown=wait)
     return len(fetched.retry)
 

@@ -115,3 +115,31 @@ def test_urls_fetched_on_the_queue_are_retried_no_sooner_than_the_servers_retry_
     run_like_a_worker(tasks.urls_fetch, [url])
     assert picture_server.statuses("/busy.jpg") == [status, 200]
     the_one_wait(retry_waits, spelling)
+
+
+def test_a_run_waiting_for_a_retry_after_is_not_resumed_as_stalled_before_the_wait(
+    picture_server, allow_loopback, stock_red_jpeg, dealer_blue_jpeg, settings, monkeypatch,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    from sitemaps import tasks as sitemap_tasks
+
+    settings.SPOTCHECK_SITEMAP_STALLED_SECONDS = 0  # any run not counting right now would count as stalled
+    settings.SPOTCHECK_SITEMAP_CHUNK = 1  # the busy picture's chunk waits; the next one counts after it
+    retries, send = [], sitemap_tasks.scrape_chunk_classify.apply_async
+
+    def chunk_send(*args, **options):  # the first run goes ahead; its retry is only recorded
+        return retries.append(options) if "countdown" in options else send(*args, **options)
+
+    monkeypatch.setattr(sitemap_tasks.scrape_chunk_classify, "apply_async", chunk_send)
+    picture_server.routes["/busy.jpg"] = lambda _h: Reply(429, b"busy", {"Retry-After": "300"})
+    picture_server.serve("/ok.jpg", dealer_blue_jpeg)
+    payload = {"vehicles": [{"external_id": "A", "images": [picture_server.url(p) for p in ("/busy.jpg", "/ok.jpg")]}]}
+    with django_capture_on_commit_callbacks(execute=True):
+        scrape = scrape_ingest(advertiser=advertiser_ensure(slug="busy"), vehicles=inventory_parse(payload=payload))
+    (retry,) = retries
+    assert retry["countdown"] >= 300
+    scrape.refresh_from_db()
+    assert (scrape.done, scrape.failed, scrape.total) == (1, 0, 2)
+    assert sitemap_tasks.scrapes_stalled_resume() == 0  # the chunk is waiting, not lost
+    assert picture_server.statuses("/busy.jpg") == [429]
+    assert scrape.progressed_at >= scrape.started_at + timedelta(seconds=299)

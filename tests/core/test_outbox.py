@@ -96,3 +96,21 @@ def test_promotion_succeeds_while_the_broker_is_down(broker_unreachable):
     assert version.status == ModelVersion.Status.ACTIVE
     (row,) = TaskOutbox.objects.all()
     assert (row.task, row.args) == ("classification.reclassify_plan", [version.pk])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delayed_request_keeps_its_wait_when_the_sweep_sends_it(broker_unreachable, monkeypatch):
+    from django.db import transaction
+
+    from classification.tasks.classify import urls_fetch
+    from core.outbox import enqueue_on_commit
+
+    with transaction.atomic():
+        enqueue_on_commit(urls_fetch, ["https://cdn.example.com/1.jpg"], countdown=120)
+    row = TaskOutbox.objects.get()
+    assert row.attempts == 1 and abs((row.not_before - row.created_at).total_seconds() - 120) < 1
+    sent = []
+    monkeypatch.setattr(urls_fetch, "apply_async", lambda args, kwargs, eta=None: sent.append((args, eta)))
+    assert outbox_deliver(older_than=timedelta(0)) == 1  # the broker is back
+    assert sent == [((["https://cdn.example.com/1.jpg"],), row.not_before)]
+    assert not TaskOutbox.objects.exists()

@@ -1,4 +1,5 @@
-"""The one way to request background work from a transaction: ``enqueue_on_commit``.
+"""The one way to request background work from a transaction: ``enqueue_on_commit``; and ``enqueue_now`` for
+work requested outside any transaction (what it reads is committed already) that the caller waits for.
 
 The request is written to the ``TaskOutbox`` table inside the caller's transaction (so it is as durable as the
 rows it is about) and sent to the broker after commit. When the broker is unreachable the caller still gets
@@ -31,6 +32,20 @@ def enqueue_on_commit(task: Task, *args, countdown: float | None = None, **kwarg
     not_before = timezone.now() + timedelta(seconds=countdown) if countdown else None
     row = TaskOutbox.objects.create(task=task.name, args=list(args), kwargs=kwargs, not_before=not_before)
     transaction.on_commit(lambda: _send(row_id=row.pk, task=task, args=args, kwargs=kwargs, eta=not_before))
+
+
+def enqueue_now(task: Task, *args, **kwargs) -> None:
+    """Send ``task(*args, **kwargs)`` now; when the broker does not take it, park it in the outbox for the sweep
+    instead of failing the caller (who waits for its outcome and answers what it has by then). Only outside a
+    transaction the task depends on: it may run at once."""
+    if task.app.conf.task_always_eager:
+        task.delay(*args, **kwargs)  # eager: the task's own errors must surface, not be parked
+        return
+    try:
+        task.delay(*args, **kwargs)
+    except SEND_ERRORS as exc:
+        log.warning("broker unreachable; the outbox sweep will send it", extra={"task": task.name, "error": str(exc)})
+        TaskOutbox.objects.create(task=task.name, args=list(args), kwargs=kwargs, attempts=1, last_error=str(exc)[:300])
 
 
 def _send(*, row_id: int, task: Task, args, kwargs, eta: datetime | None = None) -> bool:

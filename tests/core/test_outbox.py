@@ -8,6 +8,7 @@ from io import BytesIO
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from classification.synthetic import picture_bytes
 from core.models import TaskOutbox
 from core.outbox import outbox_deliver
 from sitemaps.models import FixOutbox, ManualFix
@@ -114,3 +115,26 @@ def test_a_delayed_request_keeps_its_wait_when_the_sweep_sends_it(broker_unreach
     assert outbox_deliver(older_than=timedelta(0)) == 1  # the broker is back
     assert sent == [((["https://cdn.example.com/1.jpg"],), row.not_before)]
     assert not TaskOutbox.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_classify_batch_answers_200_while_the_broker_is_down_and_its_pictures_wait_in_the_outbox(
+    api_as, reviewer, broker_unreachable, settings
+):
+    from classification.models import Image
+    from tests.classification.conftest import PictureServer
+
+    pictures = PictureServer()
+    pictures.thread.start()
+    try:
+        settings.SPOTCHECK_FETCH_ALLOW = [f"127.0.0.1:{pictures.httpd.server_address[1]}"]
+        settings.SPOTCHECK_CLASSIFY_API_DEADLINE = 1.0
+        pictures.serve("/new.jpg", picture_bytes(kind="dealer", color="Blue", width=320, height=240, seed=3))
+        response = api_as(reviewer).post("/api/v1/classify/", {"url": pictures.url("/new.jpg")}, format="json")
+    finally:
+        pictures.httpd.shutdown()
+        pictures.httpd.server_close()
+    assert response.status_code == 200
+    assert response.json()["results"][0]["error"] == "timeout"  # its stage 2 could not be sent in time
+    (row,) = TaskOutbox.objects.all()
+    assert (row.task, row.args, row.attempts) == ("classification.image_classify", [Image.objects.get().pk], 1)

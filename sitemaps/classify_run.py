@@ -99,26 +99,44 @@ def scrape_chunk_fetch(*, scrape_id: int, vehicle_image_ids: list[int], final_at
     return result
 
 
-def scrape_pictures_classify(*, scrape_id: int, pictures: list[tuple[int, list[int]]]) -> int:
+@dataclass
+class PicturesClassified:
+    """What stage 2 of a chunk did: rows counted, and pictures to classify again (a backend failing
+    transiently, e.g. throttling) with the longest wait a backend asked for (Retry-After)."""
+
+    counted: int = 0
+    retry: list[tuple[int, list[int]]] = field(default_factory=list)
+    retry_after: float | None = None
+
+
+def scrape_pictures_classify(
+    *, scrape_id: int, pictures: list[tuple[int, list[int]]], final_attempt: bool = True
+) -> PicturesClassified:
     """Stage 2 for the new pictures of a chunk (the classify queue): classify them and count their rows.
 
     A picture whose bytes do not decode fails its rows with the reason; one left without a result (staged
-    bytes lost) keeps its rows pending for the stalled-run sweep. Returns the rows counted.
+    bytes lost) keeps its rows pending for the stalled-run sweep. One the backend failed transiently keeps
+    its rows pending and is returned to retry; on the final attempt its rows are counted done without values.
     """
     scrape = Scrape.objects.filter(id=scrape_id).first()
     if scrape is None or scrape.finished or not pictures:
-        return 0
+        return PicturesClassified()
     results = classification_services.images_classify(image_ids=[image_id for image_id, _rows in pictures])
     groups: dict[tuple, list[int]] = defaultdict(list)
+    outcome = PicturesClassified()
     for image_id, row_ids in pictures:
         result = results[image_id]
-        if result.finished:
+        if result.status == "no_values" and result.transient and not final_attempt:
+            outcome.retry.append((image_id, row_ids))
+        elif result.finished:
             groups[("done", image_id, result.status == "known")].extend(row_ids)
         elif result.status == "rejected":
             groups[("failed", str(result.error)[:40])].extend(row_ids)
-    counted = _rows_count(scrape_id=scrape_id, groups=groups)
+    waits = [results[image_id].retry_after for image_id, _rows in outcome.retry]
+    outcome.retry_after = max((w for w in waits if w is not None), default=None)
+    outcome.counted = _rows_count(scrape_id=scrape_id, groups=groups)
     scrape_finish_if_complete(scrape_id=scrape_id)
-    return counted
+    return outcome
 
 
 def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:

@@ -26,14 +26,15 @@ LABEL_MAP = {"dealer": "Dealer", "stock": "Stock", "placeholder": "Placeholder"}
 
 @pytest.fixture
 def model_server(picture_server):
-    """A fake TensorFlow Serving: records the instances it was sent, answers what the test sets."""
+    """A fake TensorFlow Serving: records the instances it was sent, answers what the test sets (a Reply, or a
+    function returning the next one)."""
     state = {"answer": Reply(200, b"{}"), "bodies": [], "paths": []}
 
     def predict(handler):
         length = int(handler.headers.get("Content-Length", 0))
         state["bodies"].append(json.loads(handler.rfile.read(length)))
         state["paths"].append(handler.path)
-        reply = state["answer"]
+        reply = state["answer"]() if callable(state["answer"]) else state["answer"]
         handler.send_response(reply.status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(reply.body)))
@@ -118,6 +119,32 @@ def test_stage_2_waits_for_a_throttling_backends_retry_after(model_server, setti
     run_like_a_worker(tasks.image_classify, image.pk)
     assert len(retry_waits) == tasks.image_classify.max_retries
     assert all(asked == 42 and waited >= 42 for asked, waited in retry_waits)
+
+
+@pytest.mark.django_db
+def test_a_scrape_whose_backend_throttles_classifies_its_pictures_after_the_retry_after(
+    model_server, allow_loopback, settings, stock_red_jpeg, retry_waits, django_capture_on_commit_callbacks
+):
+    from sitemaps.ingest import advertiser_ensure, inventory_parse, scrape_ingest
+
+    settings.SPOTCHECK_CLASSIFIER_BACKEND = "http"
+    server = model_server["server"]
+    version = http_version(server.base)
+    version.status = ModelVersion.Status.ACTIVE
+    version.save()
+    throttled = iter([Reply(429, b"slow down", {"Retry-After": "42"})])
+    answer = predictions(image_type=[0.9, 0.05, 0.05], color=[0.1, 0.1, 0.8])
+    model_server["answer"] = lambda: next(throttled, answer)
+    server.serve("/car.jpg", stock_red_jpeg)
+    payload = {"vehicles": [{"external_id": "A", "images": [server.url("/car.jpg")]}]}
+    with django_capture_on_commit_callbacks(execute=True):
+        scrape = scrape_ingest(advertiser=advertiser_ensure(slug="busy"), vehicles=inventory_parse(payload=payload))
+    scrape.refresh_from_db()
+    assert (scrape.status, scrape.done, scrape.failed) == ("done", 1, 0)
+    assert len(model_server["bodies"]) == 2  # throttled once, then answered
+    assert Prediction.objects.get(model_version=version, attribute="image_type").value == "Dealer"
+    ((asked, waited),) = [w for w in retry_waits if w[0] is not None]
+    assert asked == 42 and waited >= 42
 
 
 def test_http_backend_unreachable_is_transient():

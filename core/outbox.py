@@ -12,6 +12,7 @@ import logging
 from datetime import datetime, timedelta
 
 from celery import Task
+from celery.exceptions import Retry
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -39,7 +40,7 @@ def enqueue_now(task: Task, *args, **kwargs) -> None:
     instead of failing the caller (who waits for its outcome and answers what it has by then). Only outside a
     transaction the task depends on: it may run at once."""
     if task.app.conf.task_always_eager:
-        task.delay(*args, **kwargs)  # eager: the task's own errors must surface, not be parked
+        _run_eagerly(task, args, kwargs)
         return
     try:
         task.delay(*args, **kwargs)
@@ -48,11 +49,19 @@ def enqueue_now(task: Task, *args, **kwargs) -> None:
         TaskOutbox.objects.create(task=task.name, args=list(args), kwargs=kwargs, attempts=1, last_error=str(exc)[:300])
 
 
+def _run_eagerly(task: Task, args, kwargs) -> None:
+    """Eager (tests, demo): the task runs here and now and its own errors surface, not parked. A retry it asks
+    for has no worker to wait for it: logged and dropped, as a worker drops one past the policy's cap."""
+    try:
+        task.delay(*args, **kwargs)
+    except Retry as retry:
+        log.warning("an eager task asked for a retry; dropped", extra={"task": task.name, "retry": str(retry)})
+
+
 def _send(*, row_id: int, task: Task, args, kwargs, eta: datetime | None = None) -> bool:
     if task.app.conf.task_always_eager:
-        # Eager (tests, demo): the task runs here and now; its own errors must surface, not be parked.
         TaskOutbox.objects.filter(pk=row_id).delete()
-        task.delay(*args, **kwargs)
+        _run_eagerly(task, args, kwargs)
         return True
     try:
         task.apply_async(args, kwargs, eta=eta if eta is not None and eta > timezone.now() else None)

@@ -138,3 +138,14 @@ def test_a_classify_batch_answers_200_while_the_broker_is_down_and_its_pictures_
     assert response.json()["results"][0]["error"] == "timeout"  # its stage 2 could not be sent in time
     (row,) = TaskOutbox.objects.all()
     assert (row.task, row.args, row.attempts) == ("classification.image_classify", [Image.objects.get().pk], 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_eager_task_asking_for_a_retry_does_not_fail_the_request(api_as, reviewer, settings):
+    """Eager mode (tests, demo) runs the classify API's background retry at once; when it fails again its retry
+    has no worker to wait for it, and the request still answers 200 with the URL's error."""
+    settings.SPOTCHECK_FETCH_ALLOW = ["127.0.0.1:9"]  # the discard port: nothing listens there
+    url = "http://127.0.0.1:9/x.jpg"
+    response = api_as(reviewer).post("/api/v1/classify/", {"url": url}, format="json")
+    assert response.status_code == 200 and response.json()["results"][0]["error"] == "connection"
+    assert not TaskOutbox.objects.exists()

@@ -3,7 +3,9 @@ as an operator would break them, through the API a client uses. Prints, per faul
 counts (acknowledged vs stored, lost, duplicated, 5xx other than 503) beside the targets:
 recovery <= 2 min, 0 lost, 0 duplicated, 0 5xx.
 
-    .venv/bin/python bench/faults.py            # as root (PostgreSQL runs as the postgres user); ports 8421-8424
+    FAULTS_PORT_BASE=9100 .venv/bin/python bench/faults.py
+
+As root (PostgreSQL runs as the postgres user), on four ports from FAULTS_PORT_BASE (8421-8424 by default).
 
 Default settings (sweep intervals, stall threshold, visibility timeout) unless the environment sets them.
 """

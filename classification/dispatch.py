@@ -7,7 +7,9 @@ Stage 1 runs in the request rather than on the fetch queue so that an interactiv
 a scrape's downloads; its stage 2 tasks go ahead of the scrapes' (those are sent at the lowest priority).
 The wait reads the database: a picture is finished once classified, stored without values, or gone
 (refused bytes). What is not finished by the deadline answers ``timeout`` and is still classified on the
-queue, so the next request for it is a hit.
+queue, so the next request for it is a hit. Likewise a URL whose download failed transiently (a timeout,
+429, 5xx) answers its error and is fetched again on the fetch queue by the one retry policy, no sooner
+than the server's ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from classification import services
 from classification.models import Image, ImageSource
 from classification.services import Classified, ClassifyOutcome, url_hash
 from classification.tasks.classify import image_classify, urls_fetch
-from core.outbox import enqueue_on_commit
+from core.outbox import enqueue_now, enqueue_on_commit
+from core.retry import RETRY
 
 POLL_SECONDS = 0.05
 
@@ -37,8 +40,12 @@ def urls_classify_queued(*, urls: list[str], advertiser: str | None = None, dead
     ends_at = time.monotonic() + deadline
     checks = services.urls_check(urls=list(urls), deadline=deadline)
     pending = sorted({c.image_id for c in checks.values() if c.pending})
-    for image_id in pending:
-        image_classify.delay(image_id)
+    for image_id in pending:  # with the broker down: parked in the outbox, the batch answers "timeout", not 500
+        enqueue_now(image_classify, image_id)
+    transient = [c.url for c in checks.values() if c.error and c.transient]
+    if transient:
+        wait = RETRY.countdown(0, retry_after=services.checks_retry_after(checks=checks.values()))
+        enqueue_on_commit(urls_fetch, transient, countdown=wait)
     results = _finished_wait(image_ids=pending, ends_at=ends_at) if pending else {}
     gone = {pk for pk, r in results.items() if r.status == "rejected"}
     if gone:

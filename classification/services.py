@@ -8,6 +8,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -524,6 +525,12 @@ def urls_check(*, urls: list[str], deadline: float | None = None) -> dict[str, U
     _sources_rechecked(rechecked)
     _sources_record(updates, existing=sources)
     return checks
+
+
+def checks_retry_after(*, checks: Iterable[UrlCheck]) -> float | None:
+    """The longest ``Retry-After`` (seconds) a server sent among the checks that failed transiently: a retry
+    of them waits at least that long (core.retry). None when no server asked for a wait."""
+    return max((c.retry_after for c in checks if c.error and c.transient and c.retry_after is not None), default=None)
 
 
 def _images_stage(bodies: dict[str, bytes]) -> tuple[dict[str, Image], dict[str, ImageRejected]]:

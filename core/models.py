@@ -11,6 +11,7 @@ class TaskOutbox(models.Model):
     args = models.JSONField(default=list)
     kwargs = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    not_before = models.DateTimeField(null=True, blank=True)  # a delayed request (a retry's wait): its ETA
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
 

@@ -85,9 +85,11 @@ class RetryPolicy:
 
     def countdown(self, retries: int, *, retry_after: float | None = None) -> float:
         """Seconds before retry number ``retries + 1``: full-jitter backoff, but never before the server's
-        ``Retry-After`` (already capped)."""
+        ``Retry-After`` (seconds; a longer one is waited for ``retry_after_cap``)."""
         backoff = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**retries))
-        return max(backoff, retry_after) if retry_after is not None else backoff
+        if retry_after is None:
+            return backoff
+        return max(backoff, min(float(retry_after), self.retry_after_cap))
 
 
 RETRY = RetryPolicy()

@@ -50,6 +50,7 @@ class ChunkFetched:
     """What the fetch stage of a chunk left to do: rows to fetch again, pictures to classify."""
 
     retry: list[int] = field(default_factory=list)  # rows left pending by a transient fetch error
+    retry_after: float | None = None  # the longest wait a server asked for (Retry-After) among those rows
     to_classify: list[tuple[int, list[int]]] = field(default_factory=list)  # (picture, its rows) for stage 2
 
 
@@ -90,32 +91,52 @@ def scrape_chunk_fetch(*, scrape_id: int, vehicle_image_ids: list[int], final_at
             else:
                 groups[("failed", str(error)[:40])].append(row_id)
     result.to_classify = sorted(new.items())
+    if result.retry:
+        result.retry_after = classification_services.checks_retry_after(checks=checks.values())
     _rows_count(scrape_id=scrape_id, groups=groups)
     if not result.retry and not result.to_classify:
         scrape_finish_if_complete(scrape_id=scrape_id)
     return result
 
 
-def scrape_pictures_classify(*, scrape_id: int, pictures: list[tuple[int, list[int]]]) -> int:
+@dataclass
+class PicturesClassified:
+    """What stage 2 of a chunk did: rows counted, and pictures to classify again (a backend failing
+    transiently, e.g. throttling) with the longest wait a backend asked for (Retry-After)."""
+
+    counted: int = 0
+    retry: list[tuple[int, list[int]]] = field(default_factory=list)
+    retry_after: float | None = None
+
+
+def scrape_pictures_classify(
+    *, scrape_id: int, pictures: list[tuple[int, list[int]]], final_attempt: bool = True
+) -> PicturesClassified:
     """Stage 2 for the new pictures of a chunk (the classify queue): classify them and count their rows.
 
     A picture whose bytes do not decode fails its rows with the reason; one left without a result (staged
-    bytes lost) keeps its rows pending for the stalled-run sweep. Returns the rows counted.
+    bytes lost) keeps its rows pending for the stalled-run sweep. One the backend failed transiently keeps
+    its rows pending and is returned to retry; on the final attempt its rows are counted done without values.
     """
     scrape = Scrape.objects.filter(id=scrape_id).first()
     if scrape is None or scrape.finished or not pictures:
-        return 0
+        return PicturesClassified()
     results = classification_services.images_classify(image_ids=[image_id for image_id, _rows in pictures])
     groups: dict[tuple, list[int]] = defaultdict(list)
+    outcome = PicturesClassified()
     for image_id, row_ids in pictures:
         result = results[image_id]
-        if result.finished:
+        if result.status == "no_values" and result.transient and not final_attempt:
+            outcome.retry.append((image_id, row_ids))
+        elif result.finished:
             groups[("done", image_id, result.status == "known")].extend(row_ids)
         elif result.status == "rejected":
             groups[("failed", str(result.error)[:40])].extend(row_ids)
-    counted = _rows_count(scrape_id=scrape_id, groups=groups)
+    waits = [results[image_id].retry_after for image_id, _rows in outcome.retry]
+    outcome.retry_after = max((w for w in waits if w is not None), default=None)
+    outcome.counted = _rows_count(scrape_id=scrape_id, groups=groups)
     scrape_finish_if_complete(scrape_id=scrape_id)
-    return counted
+    return outcome
 
 
 def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:
@@ -158,12 +179,27 @@ def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:
                 done=F("done") + done,
                 from_cache=F("from_cache") + from_cache,
                 failed=F("failed") + failed,
-                progressed_at=timezone.now(),
+                progressed_at=_progressed_now(),
             )
     if classified:
         url_fixes_follow(vehicle_image_ids=classified)  # fixes made before the picture could be downloaded
         fixes_carry_over(vehicle_image_ids=classified)
     return done + failed
+
+
+def _progressed_now() -> Case:
+    """``progressed_at`` = now, unless a chunk waiting to retry set it later (``scrape_retry_wait``)."""
+    now = timezone.now()
+    return Case(When(progressed_at__gt=now, then=F("progressed_at")), default=Value(now))
+
+
+def scrape_retry_wait(*, scrape_id: int, seconds: float) -> None:
+    """A chunk of the run retries in ``seconds`` (backoff, or a server's Retry-After): the stalled-run sweep
+    must not resume the run before then, or it would ask a busy server again sooner than it said."""
+    retry_at = timezone.now() + timedelta(seconds=seconds)
+    Scrape.objects.filter(id=scrape_id).filter(Q(progressed_at__isnull=True) | Q(progressed_at__lt=retry_at)).update(
+        progressed_at=retry_at
+    )
 
 
 def scrapes_stalled(*, silent_for: timedelta) -> list[int]:

@@ -51,7 +51,8 @@ class Scrape(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
-    # Last time a chunk counted pictures (or the run was dispatched): the sweep resumes runs silent too long.
+    # Last time a chunk counted pictures (or the run was dispatched), or later: when a chunk waiting to retry
+    # will try again. The sweep resumes runs silent for too long after it.
     progressed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -27,7 +27,7 @@ SCRAPE_CLASSIFY_PRIORITY = 9
 def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt: int = 0) -> int:
     """Stage 1 of a chunk (queue "fetch"): download and key; new pictures go to the classify queue in one
     task per chunk. Pictures that failed transiently (core.retry: timeouts, connection, 429, 5xx) are
-    retried with the policy's backoff, a few times.
+    retried with the policy's backoff, a few times, never sooner than a server's ``Retry-After``.
 
     The retry is a new message (not task.retry) so it only carries the pictures still pending.
     """
@@ -40,17 +40,36 @@ def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt:
             (scrape_id, [[image_id, rows] for image_id, rows in fetched.to_classify]), priority=SCRAPE_CLASSIFY_PRIORITY
         )
     if fetched.retry:
-        scrape_chunk_classify.apply_async((scrape_id, fetched.retry, attempt + 1), countdown=RETRY.countdown(attempt))
+        wait = RETRY.countdown(attempt, retry_after=fetched.retry_after)
+        _chunk_retry(scrape_chunk_classify, (scrape_id, fetched.retry, attempt + 1), scrape_id=scrape_id, wait=wait)
     return len(fetched.retry)
 
 
 @shared_task(name="sitemaps.tasks.scrape_pictures_classify")
-def scrape_pictures_classify(scrape_id: int, pictures: list[list]) -> int:
+def scrape_pictures_classify(scrape_id: int, pictures: list[list], attempt: int = 0) -> int:
     """Stage 2 of a chunk (queue "classify", one process per core): decode, classify and store its new
-    pictures, count their rows. ``pictures`` is ``[[image_id, [vehicle_image_id, ...]], ...]``."""
-    return classify_run.scrape_pictures_classify(
-        scrape_id=scrape_id, pictures=[(image_id, list(rows)) for image_id, rows in pictures]
+    pictures, count their rows. ``pictures`` is ``[[image_id, [vehicle_image_id, ...]], ...]``. Pictures
+    the backend failed transiently (throttling, 5xx) are retried like stage 1's, never sooner than the
+    backend's ``Retry-After``."""
+    final = attempt >= settings.SPOTCHECK_SITEMAP_FETCH_RETRIES
+    outcome = classify_run.scrape_pictures_classify(
+        scrape_id=scrape_id, pictures=[(image_id, list(rows)) for image_id, rows in pictures], final_attempt=final
     )
+    if outcome.retry:
+        _chunk_retry(
+            scrape_pictures_classify,
+            (scrape_id, [[image_id, rows] for image_id, rows in outcome.retry], attempt + 1),
+            scrape_id=scrape_id,
+            wait=RETRY.countdown(attempt, retry_after=outcome.retry_after),
+            priority=SCRAPE_CLASSIFY_PRIORITY,
+        )
+    return outcome.counted
+
+
+def _chunk_retry(task, args: tuple, *, scrape_id: int, wait: float, **options) -> None:
+    """Send a chunk's retry in ``wait`` seconds; until then the stalled-run sweep leaves the run alone."""
+    classify_run.scrape_retry_wait(scrape_id=scrape_id, seconds=wait)
+    task.apply_async(args, countdown=wait, **options)
 
 
 @shared_task(name="sitemaps.tasks.scrapes_stalled_resume")

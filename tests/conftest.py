@@ -112,3 +112,21 @@ def broker_unreachable():
     reset_pools()
     yield Switch
     Switch.restore()
+
+
+@pytest.fixture
+def retry_waits(monkeypatch):
+    """Every wait the one retry policy computed in the test, as ``(retry_after asked for, seconds waited)``
+    (eager tasks run their retries at once; this is what a worker would have waited)."""
+    from core.retry import RetryPolicy
+
+    waits: list[tuple[float | None, float]] = []
+    original = RetryPolicy.countdown
+
+    def recording(self, retries, *, retry_after=None):
+        seconds = original(self, retries, retry_after=retry_after)
+        waits.append((retry_after, seconds))
+        return seconds
+
+    monkeypatch.setattr(RetryPolicy, "countdown", recording)
+    return waits

@@ -12,8 +12,9 @@ The endpoint comes from the version's params or ``SPOTCHECK_AZURE_VISION_ENDPOIN
      "vehicle_labels": ["car", "vehicle", "land vehicle", …], "label_map": {"text": "Placeholder", …},
      "color_map": {"gray": "Grey", "teal": "Blue"}, "max_retries": 2, "max_retry_wait": 5}
 
-Throttling (429) and 5xx are transient: a short ``Retry-After`` is waited for here (at most ``max_retries``
-times); a longer one is handed to the caller on the ClassifierError. Other 4xx are final.
+Throttling (429) and 5xx are transient (the one policy, core.retry): a short ``Retry-After`` (seconds or an
+HTTP date) is waited for here (at most ``max_retries`` times); a longer one is handed to the caller on the
+ClassifierError. Other 4xx are final.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PIL import Image
 from classification.classifiers.base import ClassifierError, Description, Values, jpeg_bytes, mapped_value
 from classification.models import ModelVersion
 from classification.vocabulary import Attribute, ImageType
+from core.retry import RETRY
 
 API_PATH = "/vision/v3.2/analyze"
 FEATURES = "Tags,Objects,Color"
@@ -50,16 +52,6 @@ DEFAULT_LABEL_MAP = {
     "sign": ImageType.PLACEHOLDER,
 }
 DEFAULT_COLOR_MAP = {"gray": "Grey", "grey": "Grey", "teal": "Blue"}
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header in seconds (Azure sends delta-seconds); None when absent or unreadable."""
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return max(0.0, seconds) if seconds is not None else None
 
 
 def error_text(response: requests.Response) -> str:
@@ -125,8 +117,8 @@ class AzureClassifier:
                     return response.json()
                 except ValueError as exc:
                     raise ClassifierError(f"azure answered no JSON: {exc}", transient=False) from exc
-            transient = response.status_code in TRANSIENT_STATUSES
-            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            transient = RETRY.status_transient(response.status_code)
+            wait = RETRY.retry_after_seconds(response.headers.get("Retry-After"))
             if transient and wait is not None and wait <= max_wait and attempt < retries:
                 attempt += 1
                 time.sleep(wait)

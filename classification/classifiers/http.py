@@ -9,7 +9,8 @@ version's params say which output is which attribute and what each class index m
      "labels": {"image_type": ["dealer", "stock", "placeholder"], "color": ["black", …]},
      "label_map": {"dealer": "Dealer"}, "min_score": 0.0}
 
-The model server is our own service (configured, not user-supplied), so plain ``requests`` is used.
+The model server is our own service (configured, not user-supplied), so plain ``requests`` is used. Which
+answers are worth a retry, and how long to wait (its ``Retry-After``), is the one policy's call (core.retry).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from PIL import Image
 
 from classification.classifiers.base import ClassifierError, Values, jpeg_bytes, mapped_value
 from classification.models import ModelVersion
-
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+from core.retry import RETRY
 
 
 class HttpClassifier:
@@ -50,9 +50,11 @@ class HttpClassifier:
         except requests.RequestException as exc:
             raise ClassifierError(f"model server request failed: {exc}", transient=False) from exc
         if response.status_code != 200:
+            transient = RETRY.status_transient(response.status_code)
             raise ClassifierError(
                 f"model server answered {response.status_code}: {response.text[:200]}",
-                transient=response.status_code in TRANSIENT_STATUSES,
+                transient=transient,
+                retry_after=RETRY.retry_after_seconds(response.headers.get("Retry-After")) if transient else None,
             )
         try:
             prediction = response.json()["predictions"][0]

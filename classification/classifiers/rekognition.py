@@ -18,6 +18,7 @@ from classification.classifiers.base import ClassifierError, Description, Values
 from classification.classifiers.builtin import nearest_color
 from classification.models import ModelVersion
 from classification.vocabulary import Attribute, ImageType
+from core.retry import RETRY
 
 DEFAULT_VEHICLE_LABELS = ("Car", "Vehicle", "Automobile", "Truck", "Van", "Suv", "Pickup Truck", "Motorcycle")
 DEFAULT_LABEL_MAP = {"Text": ImageType.PLACEHOLDER, "Logo": ImageType.PLACEHOLDER, "Symbol": ImageType.PLACEHOLDER}
@@ -82,7 +83,11 @@ class RekognitionClassifier:
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            raise ClassifierError(f"rekognition: {code}", transient=code in TRANSIENT_CODES) from exc
+            meta = exc.response.get("ResponseMetadata", {})
+            # The named throttling codes, or what the one policy (core.retry) retries: 429 and 5xx.
+            transient = code in TRANSIENT_CODES or RETRY.status_transient(int(meta.get("HTTPStatusCode") or 0))
+            wait = RETRY.retry_after_seconds((meta.get("HTTPHeaders") or {}).get("retry-after")) if transient else None
+            raise ClassifierError(f"rekognition: {code}", transient=transient, retry_after=wait) from exc
         except BotoCoreError as exc:  # endpoint unreachable, read timeout, credentials missing
             transient = exc.__class__.__name__ in {"EndpointConnectionError", "ReadTimeoutError", "ConnectTimeoutError"}
             raise ClassifierError(f"rekognition: {exc}", transient=transient) from exc

@@ -16,21 +16,6 @@ from classification.classifiers import ClassifierError
 from core.retry import RETRY
 
 
-def backoff(retries: int, retry_after: float | None = None) -> float:
-    """The one policy's wait (core.retry): capped exponential backoff with full jitter, or Retry-After."""
-    return RETRY.countdown(retries, retry_after=retry_after)
-
-
-def classifier_countdown(exc: ClassifierError, retries: int) -> float:
-    """The backoff, but never sooner than the Retry-After a throttling backend asked for (capped)."""
-    return retry_countdown(exc.retry_after, retries)
-
-
-def retry_countdown(retry_after: float | None, retries: int) -> float:
-    """``classifier_countdown`` for a Retry-After already read off the error (stage 2 keeps it per picture)."""
-    return backoff(retries, min(float(retry_after), RETRY.retry_after_cap) if retry_after else None)
-
-
 @shared_task(
     name="classification.urls_fetch",
     bind=True,
@@ -48,8 +33,8 @@ def urls_fetch(self, urls: list[str]) -> int:
         transaction.on_commit(lambda image_id=image_id: image_classify.delay(image_id))
     transient = [c.url for c in checks.values() if c.error and c.transient]
     if transient and self.request.retries < self.max_retries:
-        waits = [c.retry_after for c in checks.values() if c.error and c.transient and c.retry_after is not None]
-        raise self.retry(args=(transient,), countdown=retry_countdown(max(waits, default=None), self.request.retries))
+        wait = services.checks_retry_after(checks=checks.values())
+        raise self.retry(args=(transient,), countdown=RETRY.countdown(self.request.retries, retry_after=wait))
     return len(pending)
 
 
@@ -67,7 +52,7 @@ def image_classify(self, image_id: int) -> bool:
     and is retried with backoff (never sooner than a throttling backend's Retry-After)."""
     result = services.images_classify(image_ids=[image_id])[image_id]
     if result.transient and self.request.retries < self.max_retries:
-        raise self.retry(countdown=retry_countdown(result.retry_after, self.request.retries))
+        raise self.retry(countdown=RETRY.countdown(self.request.retries, retry_after=result.retry_after))
     return result.status == "classified"
 
 
@@ -84,5 +69,6 @@ def image_reclassify(self, image_id: int, model_version_id: int | None = None) -
         return services.image_reclassify(image_id=image_id, model_version_id=model_version_id)
     except ClassifierError as exc:
         if exc.transient:
-            raise self.retry(exc=exc, countdown=classifier_countdown(exc, self.request.retries)) from exc
+            wait = RETRY.countdown(self.request.retries, retry_after=exc.retry_after)
+            raise self.retry(exc=exc, countdown=wait) from exc
         raise

@@ -106,6 +106,20 @@ def test_azure_throttling_with_a_long_retry_after_is_handed_to_the_caller(azure)
     assert len(azure.seen) == 1 and time.monotonic() - started < 5
 
 
+def test_azure_throttling_with_an_http_date_retry_after_is_handed_to_the_caller(azure):
+    from tests.fakes.azure import Scripted
+
+    from .test_retry_after import retry_after_header
+
+    azure.script = [
+        Scripted(429, {"error": {"code": "429", "message": "slow"}}, {"Retry-After": retry_after_header("http-date")})
+    ]
+    with pytest.raises(ClassifierError) as failure:
+        classify()
+    assert failure.value.transient and 85 <= failure.value.retry_after <= 90
+    assert len(azure.seen) == 1
+
+
 def test_azure_keeps_throttling_past_its_retries_and_gives_up_transiently(azure):
     azure.script = [throttled(retry_after=0)] * 3
     with pytest.raises(ClassifierError) as failure:
@@ -169,11 +183,10 @@ def test_azure_labels_are_stored_per_picture_and_version_and_searchable(azure, s
 
 
 def test_a_task_retry_waits_at_least_what_the_service_asked_for(azure):
-    from classification.tasks.classify import classifier_countdown
     from core.retry import RETRY
 
     azure.script = [throttled(retry_after=120)]
     with pytest.raises(ClassifierError) as failure:
         classify()
-    assert all(classifier_countdown(failure.value, retries=0) >= 120 for _ in range(20))
-    assert classifier_countdown(ClassifierError("x", transient=True, retry_after=10**6), 0) == RETRY.retry_after_cap
+    assert all(RETRY.countdown(0, retry_after=failure.value.retry_after) >= 120 for _ in range(20))
+    assert RETRY.countdown(0, retry_after=10**6) == RETRY.retry_after_cap

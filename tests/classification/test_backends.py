@@ -18,6 +18,7 @@ from classification.synthetic import picture
 from classification.vocabulary import Attribute
 
 from .conftest import Reply
+from .test_retry_after import SPELLINGS, retry_after_header
 
 LABELS = {"image_type": ["dealer", "stock", "placeholder"], "color": ["black", "blue", "red"]}
 LABEL_MAP = {"dealer": "Dealer", "stock": "Stock", "placeholder": "Placeholder"}
@@ -25,17 +26,20 @@ LABEL_MAP = {"dealer": "Dealer", "stock": "Stock", "placeholder": "Placeholder"}
 
 @pytest.fixture
 def model_server(picture_server):
-    """A fake TensorFlow Serving: records the instances it was sent, answers what the test sets."""
+    """A fake TensorFlow Serving: records the instances it was sent, answers what the test sets (a Reply, or a
+    function returning the next one)."""
     state = {"answer": Reply(200, b"{}"), "bodies": [], "paths": []}
 
     def predict(handler):
         length = int(handler.headers.get("Content-Length", 0))
         state["bodies"].append(json.loads(handler.rfile.read(length)))
         state["paths"].append(handler.path)
-        reply = state["answer"]
+        reply = state["answer"]() if callable(state["answer"]) else state["answer"]
         handler.send_response(reply.status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(reply.body)
 
@@ -78,16 +82,69 @@ def test_http_backend_below_min_score_is_no_value(model_server):
         (Reply(503, b"overloaded"), True),
         (Reply(429, b"slow down"), True),
         (Reply(400, b'{"error": "bad input"}'), False),
+        (Reply(408, b"request timeout"), False),  # the one policy: no 4xx but 429 is worth a retry
         (Reply(200, b"not json"), False),
         (Reply(200, b'{"predictions": [{"image_type": [1.0]}]}'), False),  # wrong number of labels
     ],
-    ids=["503", "429", "400", "garbage", "shape"],
+    ids=["503", "429", "400", "408", "garbage", "shape"],
 )
 def test_http_backend_failures_say_whether_they_are_transient(model_server, reply, transient):
     model_server["answer"] = reply
     with pytest.raises(ClassifierError) as failure:
         classifier_for(http_version(model_server["server"].base)).classify(picture(kind="stock", color="Red"))
     assert failure.value.transient is transient
+
+
+@pytest.mark.parametrize("spelling", ["seconds", "http-date"])
+def test_http_backend_throttling_hands_its_retry_after_to_the_policy(model_server, spelling):
+    model_server["answer"] = Reply(429, b"slow down", {"Retry-After": retry_after_header(spelling)})
+    with pytest.raises(ClassifierError) as failure:
+        classifier_for(http_version(model_server["server"].base)).classify(picture(kind="stock", color="Red"))
+    assert failure.value.transient
+    assert SPELLINGS[spelling] - 5 <= failure.value.retry_after <= SPELLINGS[spelling]
+
+
+@pytest.mark.django_db
+def test_stage_2_waits_for_a_throttling_backends_retry_after(model_server, settings, stock_red_jpeg, retry_waits):
+    from classification.tasks import classify as tasks
+    from tests.classification.test_tasks import run_like_a_worker
+
+    settings.SPOTCHECK_CLASSIFIER_BACKEND = "http"
+    version = http_version(model_server["server"].base)
+    version.status = ModelVersion.Status.ACTIVE
+    version.save()
+    model_server["answer"] = Reply(503, b"down")
+    image = image_from_bytes(data=stock_red_jpeg)  # stored without values: the backend failed
+    model_server["answer"] = Reply(429, b"slow down", {"Retry-After": "42"})
+    run_like_a_worker(tasks.image_classify, image.pk)
+    assert len(retry_waits) == tasks.image_classify.max_retries
+    assert all(asked == 42 and waited >= 42 for asked, waited in retry_waits)
+
+
+@pytest.mark.django_db
+def test_a_scrape_whose_backend_throttles_classifies_its_pictures_after_the_retry_after(
+    model_server, allow_loopback, settings, stock_red_jpeg, retry_waits, django_capture_on_commit_callbacks
+):
+    from sitemaps.ingest import advertiser_ensure, inventory_parse, scrape_ingest
+
+    settings.SPOTCHECK_CLASSIFIER_BACKEND = "http"
+    server = model_server["server"]
+    version = http_version(server.base)
+    version.status = ModelVersion.Status.ACTIVE
+    version.save()
+    throttled = iter([Reply(429, b"slow down", {"Retry-After": "42"})])
+    answer = predictions(image_type=[0.9, 0.05, 0.05], color=[0.1, 0.1, 0.8])
+    model_server["answer"] = lambda: next(throttled, answer)
+    server.serve("/car.jpg", stock_red_jpeg)
+    payload = {"vehicles": [{"external_id": "A", "images": [server.url("/car.jpg")]}]}
+    with django_capture_on_commit_callbacks(execute=True):
+        scrape = scrape_ingest(advertiser=advertiser_ensure(slug="busy"), vehicles=inventory_parse(payload=payload))
+    scrape.refresh_from_db()
+    assert (scrape.status, scrape.done, scrape.failed) == ("done", 1, 0)
+    assert len(model_server["bodies"]) == 2  # throttled once, then answered
+    assert Prediction.objects.get(model_version=version, attribute="image_type").value == "Dealer"
+    ((asked, waited),) = [w for w in retry_waits if w[0] is not None]
+    assert asked == 42 and waited >= 42
 
 
 def test_http_backend_unreachable_is_transient():
@@ -194,3 +251,16 @@ def test_rekognition_errors_are_transient_only_when_retrying_can_help(code, tran
     with stub, pytest.raises(ClassifierError) as failure:
         clf.classify(picture(kind="stock", color="Red", width=64, height=48))
     assert failure.value.transient is transient
+
+
+def test_rekognition_5xx_is_transient_whatever_its_code_and_carries_retry_after():
+    clf, stub = rekognition_with_stub()
+    stub.add_client_error(
+        "detect_labels",
+        service_error_code="SlowDown",
+        http_status_code=503,
+        response_meta={"HTTPHeaders": {"retry-after": "42"}},
+    )
+    with stub, pytest.raises(ClassifierError) as failure:
+        clf.classify(picture(kind="stock", color="Red", width=64, height=48))
+    assert failure.value.transient and failure.value.retry_after == 42

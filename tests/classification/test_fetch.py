@@ -404,26 +404,3 @@ def test_a_429_carries_the_servers_retry_after_capped(picture_server, allow_loop
     with pytest.raises(FetchFailed) as failure:
         fetch(picture_server.url("/busy"))
     assert failure.value.transient and failure.value.retry_after == expected
-
-
-@pytest.mark.django_db
-def test_a_chunk_waits_for_the_retry_after_a_server_sent(picture_server, allow_loopback, stock_red_jpeg, monkeypatch):
-    import itertools
-
-    from classification.tasks import classify as tasks
-    from tests.classification.test_tasks import run_like_a_worker
-
-    waited = []
-    original = tasks.backoff
-    monkeypatch.setattr(
-        tasks, "backoff", lambda retries, retry_after=None: waited.append(original(retries, retry_after)) or 0
-    )
-    attempts = itertools.count()
-    picture_server.routes["/a.jpg"] = lambda _h: (
-        Reply(503, b"", {"Retry-After": "42"})
-        if next(attempts) == 0
-        else Reply(200, stock_red_jpeg, {"Content-Type": "image/jpeg"})
-    )
-    run_like_a_worker(tasks.urls_fetch, [picture_server.url("/a.jpg")])
-    assert picture_server.statuses("/a.jpg") == [503, 200]
-    assert len(waited) == 1 and waited[0] >= 42

@@ -141,8 +141,7 @@ def test_bytes_that_pass_the_header_check_but_do_not_decode_are_refused_by_stage
 
 
 @pytest.mark.django_db
-def test_transient_url_failures_are_retried_alone(picture_server, allow_loopback, stock_red_jpeg, monkeypatch):
-    monkeypatch.setattr(tasks, "backoff", lambda retries, retry_after=None: 0)
+def test_transient_url_failures_are_retried_alone(picture_server, allow_loopback, stock_red_jpeg):
     attempts = itertools.count()
 
     def flaky(_headers):
@@ -163,7 +162,6 @@ def test_transient_url_failures_are_retried_alone(picture_server, allow_loopback
 def test_a_transiently_failing_classifier_is_retried_then_left_without_value(
     picture_server, allow_loopback, stock_red_jpeg, monkeypatch
 ):
-    monkeypatch.setattr(tasks, "backoff", lambda retries, retry_after=None: 0)
     image = staged(picture_server, "/t.jpg", stock_red_jpeg)
     calls = []
 

@@ -1,9 +1,9 @@
 """Real processes for the fault suite and bench/faults.py: a private PostgreSQL and Redis, gunicorn, Celery
 workers and beat, a picture server; and the three faults run against them through the HTTP API.
 
-Everything listens on 127.0.0.1 in the 8400-8499 range and lives under one temporary directory; nothing
-touches the shared PostgreSQL (5432) or Redis (6379). Each fault returns a ``FaultResult`` with the recovery
-time and the counts (acknowledged vs stored, duplicates, 5xx other than 503).
+Everything listens on 127.0.0.1 on four ports from FAULTS_PORT_BASE (8421-8424 by default) and lives under
+one temporary directory; nothing touches the shared PostgreSQL (5432) or Redis (6379). Each fault returns a
+``FaultResult`` with the recovery time and the counts (acknowledged vs stored, duplicates, 5xx other than 503).
 """
 
 from __future__ import annotations
@@ -96,11 +96,14 @@ class PictureServer:
                     self.send_error(404)
                     return
                 body = jpeg(int(name))
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # a fetch worker killed mid-download (the fault itself), not the server's failure
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True

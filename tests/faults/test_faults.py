@@ -1,7 +1,8 @@
 """The fault suite on real processes (tests/faults/harness.py): Redis stopped during fixes and scrapes, a fetch
 worker SIGKILLed mid-chunk, PostgreSQL restarted under 20 voting threads. No 5xx beyond 503, nothing lost,
 nothing counted twice, recovery within 2 minutes. Marked ``faults``; it starts its own PostgreSQL and Redis
-on ports 8421-8424 and needs root (PostgreSQL runs as the postgres user), as CI has."""
+on four ports from FAULTS_PORT_BASE (8421-8424 by default) and needs root (PostgreSQL runs as the postgres
+user), as CI has."""
 
 import pytest
 

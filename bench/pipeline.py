@@ -196,6 +196,7 @@ def main() -> None:
     parser.add_argument("--fetch-threads", type=int, default=32)
     parser.add_argument("--classify-processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--floor-pictures", type=int, default=60)
+    parser.add_argument("--port", type=int, default=8200, help="first of 100 ports tried for the two servers")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -261,8 +262,9 @@ def main() -> None:
         return child
 
     python = sys.executable
-    picture_port, web_port = free_port(8200, 8250), free_port(8250, 8300)
-    os.environ["SPOTCHECK_FETCH_ALLOW"] = f"127.0.0.1:{picture_port}"  # the picture server only, inherited
+    picture_port, web_port = free_port(args.port, args.port + 50), free_port(args.port + 50, args.port + 100)
+    # The picture server only; in ``env`` (what the children get), not just this process's environment.
+    env["SPOTCHECK_FETCH_ALLOW"] = os.environ["SPOTCHECK_FETCH_ALLOW"] = f"127.0.0.1:{picture_port}"
     cores = os.cpu_count() or 1
     try:
         start("pictures", [python, __file__, "--serve", str(picture_port)])
@@ -362,6 +364,11 @@ def main() -> None:
             f"  end to end {first_rate:8.1f} pictures/s   target >= 80 % of floor × {args.classify_processes} "
             f"= {target_first:.1f} ({first_rate / (floor * args.classify_processes):.0%} of floor × processes)"
         )
+        if not first["classified"]:
+            from sitemaps.models import VehicleImage
+
+            reasons = VehicleImage.objects.exclude(error="").values_list("error", flat=True).distinct()[:5]
+            sys.exit(f"the first scrape classified nothing (failure reasons: {', '.join(reasons) or 'none'}): see {logs}")
         ms = {name: 1000 * seconds / total for name, seconds in first["cpu"].items()}
         ours = ms["classify"] + ms["fetch"] + ms["web"]
         print(

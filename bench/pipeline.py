@@ -460,6 +460,11 @@ def main() -> None:
             f"fetch worker CPU {fetch_ms:.2f} ms per URL (at most {1000 / fetch_ms:,.0f} URLs/s on a core of its own); "
             f"other CPU per URL, ms: {others}"
         )
+        busy = recheck["cpu"]["fetch"] / recheck["work_seconds"] / args.fetch_processes
+        print(
+            f"  the fetch worker was on a CPU {busy:.0%} of the run per process (the rest: waiting for PostgreSQL, "
+            "the picture server, the broker, or a core)"
+        )
 
         # Seed 001 on machines like this one: a daily re-scrape of 6M pictures, 5-10 % of them new.
         seconds_per_new = 1 / first_rate

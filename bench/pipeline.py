@@ -340,6 +340,20 @@ def main() -> None:
             f"decode floor (decode + classify in process, median of 3): {floor:.1f} pictures/s per process "
             f"(wall, at this load); {floor_cpu * 1000:.1f} ms CPU per picture"
         )
+        # What stage 2 must also make of each picture, from the same decoded working picture.
+        working = [imaging.decode(data).picture for data in sample]
+        extras = {}
+        for name, make in (("thumbnail", imaging.thumbnail_bytes), ("pHash", imaging.phash)):
+            cpu_started = time.process_time()
+            for picture in working:
+                make(picture)
+            extras[name] = (time.process_time() - cpu_started) / len(working)
+        print(
+            "stored beside the values (CPU per picture, in process): "
+            + ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in extras.items())
+            + f"; the first scrape's target leaves {floor_cpu * 250:.1f} ms (25 % of the floor) for everything "
+            "beyond decode + classify, in every process on these cores"
+        )
         print(f"logs: {logs}", flush=True)
 
         def scrape(cars: list[int]) -> dict:

@@ -70,7 +70,11 @@ def scrape_chunk_fetch(*, scrape_id: int, vehicle_image_ids: list[int], final_at
     )
     if not rows:
         return ChunkFetched()
-    checks = classification_services.urls_check(urls=list(dict.fromkeys(url for _id, url, _image in rows)))
+    # All the chunk's downloads share half the task's time limit (200 URLs from a CDN that answers each at the
+    # last second would outlast it): URLs not reached by then fail as timeouts and are retried below.
+    checks = classification_services.urls_check(
+        urls=list(dict.fromkeys(url for _id, url, _image in rows)), deadline=settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+    )
 
     groups: dict[tuple, list[int]] = defaultdict(list)
     new: dict[int, list[int]] = defaultdict(list)

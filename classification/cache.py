@@ -278,20 +278,32 @@ def entries_refresh(*, image_ids: Iterable[int]) -> None:
     """Merge what the database holds for these pictures into their entries (after classifying or
     reclassifying): one database read, one merge per picture."""
     built = entries_build(list(image_ids))
-    redis = _is_redis()
+    # Most pictures refreshed were never cached (just classified): on Redis one SET NX each, all in one
+    # round trip; an entry that exists (a fix, an older copy) is merged as before.
+    added = _add_many(built) if _is_redis() else set()
     for image_id, entry in built.items():
-        # Most pictures refreshed were never cached (just classified): one SET NX instead of a WATCH/MULTI
-        # round; an entry that exists (a fix, an older copy) is merged as before.
-        if redis and _add(key(image_id), entry):
-            continue
-        _update(key(image_id), lambda current, entry=entry: entry_merge(current, entry))
+        if image_id not in added:
+            _update(key(image_id), lambda current, entry=entry: entry_merge(current, entry))
 
 
-def _add(name: str, entry: dict) -> bool:
+def _add_many(entries: dict[int, dict]) -> set[int]:
+    """SET NX each picture's entry in one pipeline; the pictures whose entry was written (none existed)."""
+    from redis.exceptions import RedisError
+
+    if not entries:
+        return set()
+    backend = _backend()
+    timeout = backend.get_backend_timeout(DEFAULT_TIMEOUT)
+    expiry = None if timeout is None else max(1, int(timeout))
     try:
-        return bool(_backend().add(name, entry, timeout=DEFAULT_TIMEOUT))
-    except Exception as exc:  # whatever the backend raised, nothing was written
+        client, serializer = _redis_connection()
+        with client.pipeline(transaction=False) as pipe:
+            for image_id, entry in entries.items():
+                pipe.set(backend.make_and_validate_key(key(image_id)), serializer.dumps(entry), ex=expiry, nx=True)
+            written = pipe.execute()
+    except RedisError as exc:
         raise CacheUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
+    return {image_id for image_id, ok in zip(entries, written, strict=True) if ok}
 
 
 def fix_push(*, ground_truth_id: int) -> None:

@@ -26,6 +26,9 @@ MEASURES = ("concentration", "white_border", "foreground", "chromatic_share", "c
 BUILTIN_DIM = len(MEASURES) + 2 * len(COLORS) + len(TYPES)
 BUILTIN_VERSION = 2  # bump when the builtin part of the vector changes
 PENDING_FEATURES = "spotcheck_pending_features"  # picture.info key of a computed, not yet stored vector
+# picture.info key set by a caller that read the cache for a whole batch: the stored vector, or None when
+# there is none (then the computed one is left in PENDING_FEATURES for the caller to store with the batch).
+READ_FEATURES = "spotcheck_read_features"
 
 
 def features_version() -> str:
@@ -84,11 +87,17 @@ def features_for(picture: Image.Image, *, sha256: str | None) -> np.ndarray:
     """One picture's vector: from the cache when its SHA-256 is given and stored, else computed.
 
     With ``sha256`` a computed vector is stored at once. Without it (a caller on a pool thread, where the
-    database is not touched) nothing is read or written, and the vector is left in
-    ``picture.info[PENDING_FEATURES]`` for the caller to store with ``features_store``. The cached vector is
-    float16; a computed one is rounded the same way, so a picture gets the same answer either way.
+    database is not touched), or when the caller read the cache for its batch (``picture.info[READ_FEATURES]``),
+    nothing is read or written here, and the vector is left in ``picture.info[PENDING_FEATURES]`` for the
+    caller to store with ``features_store``. The cached vector is float16; a computed one is rounded the same
+    way, so a picture gets the same answer either way.
     """
-    if sha256:
+    if READ_FEATURES in picture.info:
+        read = picture.info[READ_FEATURES]
+        if read is not None:
+            return read
+        sha256 = None  # the caller stores the batch's new vectors together
+    elif sha256:
         hit = features_cached(sha256s=[sha256]).get(sha256)
         if hit is not None:
             return hit

@@ -28,26 +28,40 @@ def price_per_1000(version: ModelVersion) -> Decimal:
 
 def description_record(*, image: Image, description: Description, at: datetime | None = None) -> None:
     """Keep a picture's labels (replacing those the same version gave it before) and its backend calls."""
+    descriptions_record(described=[(image, description)], at=at)
+
+
+def descriptions_record(*, described: list[tuple[Image, Description]], at: datetime | None = None) -> None:
+    """``description_record`` for a batch of pictures: one DELETE per labelling version, one INSERT of labels
+    and one of calls for the whole batch, not a few statements per picture."""
     at = at or timezone.now()
-    if description.labels_version is not None and description.labels_version.pk:
+    relabelled: dict[int, tuple[ModelVersion, list[int]]] = {}
+    labels: list[ImageLabel] = []
+    calls: list[BackendCall] = []
+    for image, description in described:
         version = description.labels_version
-        ImageLabel.objects.filter(image=image, model_version=version).delete()
-        best = sorted(description.labels.items(), key=lambda item: -item[1])[:MAX_LABELS]
-        ImageLabel.objects.bulk_create(
-            ImageLabel(image=image, model_version=version, name=name[:100], score=score, created_at=at)
-            for name, score in best
+        if version is not None and version.pk:
+            relabelled.setdefault(version.pk, (version, []))[1].append(image.pk)
+            best = sorted(description.labels.items(), key=lambda item: -item[1])[:MAX_LABELS]
+            labels += (
+                ImageLabel(image=image, model_version=version, name=name[:100], score=score, created_at=at)
+                for name, score in best
+            )
+        calls += (
+            BackendCall(
+                image=image,
+                model_version=called,
+                backend=called.backend,
+                cost=price_per_1000(called) / 1000,
+                created_at=at,
+            )
+            for called in description.calls
+            if called.pk
         )
-    BackendCall.objects.bulk_create(
-        BackendCall(
-            image=image,
-            model_version=version,
-            backend=version.backend,
-            cost=price_per_1000(version) / 1000,
-            created_at=at,
-        )
-        for version in description.calls
-        if version.pk
-    )
+    for version, image_ids in relabelled.values():
+        ImageLabel.objects.filter(image_id__in=image_ids, model_version=version).delete()
+    ImageLabel.objects.bulk_create(labels)
+    BackendCall.objects.bulk_create(calls)
 
 
 def normalize_tag(tag: str) -> str:

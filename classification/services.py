@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from classification import cache, imaging, labels
 from classification.classifiers import Classifier, ClassifierError, Description, Values, classifier_for, describe
-from classification.features import PENDING_FEATURES, features_store
+from classification.features import PENDING_FEATURES, READ_FEATURES, features_cached, features_store
 from classification.fetch import FetchFailed, fetch
 from classification.imaging import ImageRejected
 from classification.models import FetchError, GroundTruth, Image, ImageSource, ModelVersion, Prediction
@@ -130,14 +130,20 @@ class Analysis:
     pending_features: object | None = None
 
 
-def image_analyze(*, data: bytes, classifier: Classifier, sha256: str | None = None) -> Analysis:
+def image_analyze(
+    *, data: bytes, classifier: Classifier, sha256: str | None = None, features_read: dict | None = None
+) -> Analysis:
     """Decode, hash, thumbnail and classify untrusted bytes. Raises ImageRejected; a failing classifier
     yields ``values=None`` with the error kept (transient errors are retried by the caller). ``sha256`` is
     the picture's identity, given only on the calling thread: a backend may then read and write its
-    per-picture cache (pool threads never touch the database; what they computed is stored by the caller)."""
+    per-picture cache (pool threads never touch the database; what they computed is stored by the caller).
+    ``features_read``: the feature cache the caller read for its whole batch (SHA-256 → vector); the
+    picture's vector is taken from it or computed and left for the caller to store with the batch."""
     decoded = imaging.decode(data)
     if sha256:
         decoded.picture.info["sha256"] = sha256
+        if features_read is not None:
+            decoded.picture.info[READ_FEATURES] = features_read.get(sha256)
     return _analysis_of(decoded, classifier)
 
 
@@ -590,6 +596,9 @@ def images_classify(*, image_ids: list[int]) -> dict[int, Classified]:
     analyses: dict[int, Analysis] = {}
     rejected: dict[int, str] = {}
     version = None
+    # The feature cache of the whole batch in one query (a picture retried after a failing backend has its
+    # vector already); the vectors computed now are stored together by _analyses_store.
+    features_read = features_cached(sha256s=[i.sha256 for i in images.values() if i.classified_at is None])
     for pk in ids:
         image = images.get(pk)
         if image is None:
@@ -607,7 +616,9 @@ def images_classify(*, image_ids: list[int]) -> dict[int, Classified]:
             classifier = classifier_for(version)
         try:
             # On this thread, so the learned backend reads and fills its per-picture feature cache.
-            analyses[pk] = image_analyze(data=data, classifier=classifier, sha256=image.sha256)
+            analyses[pk] = image_analyze(
+                data=data, classifier=classifier, sha256=image.sha256, features_read=features_read
+            )
         except ImageRejected as exc:
             rejected[pk] = exc.reason
     if analyses:
@@ -655,9 +666,9 @@ def _analyses_store(*, analyses: dict[Image, Analysis], version: ModelVersion) -
             .values_list("pk", flat=True)
         )
         # The backend calls were made (and paid for) whether or not the picture was classified meanwhile.
-        for image, analysis in by_id.values():
-            if analysis.description is not None:
-                labels.description_record(image=image, description=analysis.description, at=now)
+        labels.descriptions_record(
+            described=[(image, a.description) for image, a in by_id.values() if a.description is not None], at=now
+        )
         changed, predictions = [], []
         for pk in open_ids:
             image, analysis = by_id[pk]
@@ -674,9 +685,7 @@ def _analyses_store(*, analyses: dict[Image, Analysis], version: ModelVersion) -
     _features_keep({image.sha256: analysis for image, analysis in by_id.values()})
     classified = [image.pk for image in changed if image.classified_at is not None]
     for pk in classified:
-        path = _original_path(by_id[pk][0].sha256)
-        if default_storage.exists(path):
-            default_storage.delete(path)
+        default_storage.delete(_original_path(by_id[pk][0].sha256))  # a missing file is no error
     if classified:
         _cache_refresh(classified)
     return open_ids

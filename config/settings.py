@@ -166,6 +166,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection around every task unless this is set; workers keep
+# theirs like the web does instead (config.celery: closed when older than CONN_MAX_AGE, unhealthy or broken).
+CELERY_DB_REUSE_MAX = 1_000_000_000
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -331,7 +334,9 @@ SPOTCHECK_IMAGE_ACCESS = ["sitemaps.access.image_visible", "labeling.selectors.i
 # outbox sweep re-sends fixes the cache has not acknowledged.
 SPOTCHECK_SITEMAP_MAX_VEHICLES = env_int("SPOTCHECK_SITEMAP_MAX_VEHICLES", 20_000)
 SPOTCHECK_SITEMAP_MAX_IMAGES = env_int("SPOTCHECK_SITEMAP_MAX_IMAGES", 40)
-SPOTCHECK_SITEMAP_CHUNK = env_int("SPOTCHECK_SITEMAP_CHUNK", 50)
+# Stage 1 (fetch queue) takes a scrape's pictures 200 at a time: a re-check of 50 URLs spent as much on its
+# dozen statements and its task as on its conditional GETs (bench/pipeline.py).
+SPOTCHECK_SITEMAP_CHUNK = env_int("SPOTCHECK_SITEMAP_CHUNK", 200)
 SPOTCHECK_SITEMAP_REUSED_MIN_VEHICLES = env_int("SPOTCHECK_SITEMAP_REUSED_MIN_VEHICLES", 5)
 SPOTCHECK_SITEMAP_FAILURE_ALERT = env_float("SPOTCHECK_SITEMAP_FAILURE_ALERT", 0.5)
 SPOTCHECK_SITEMAP_PAGE_SIZE = env_int("SPOTCHECK_SITEMAP_PAGE_SIZE", 25)
@@ -376,6 +381,8 @@ CELERY_BEAT_SCHEDULE.update(
 SPOTCHECK_FETCH_CONCURRENCY = env_int("SPOTCHECK_FETCH_CONCURRENCY", 16)
 SPOTCHECK_NEAR_DUPLICATE_DISTANCE = env_int("SPOTCHECK_NEAR_DUPLICATE_DISTANCE", 6)
 SPOTCHECK_CLASSIFY_MAX_URLS = env_int("SPOTCHECK_CLASSIFY_MAX_URLS", 100)
+# Pictures per stage 2 task (classify queue) of a scrape: a stage 1 chunk's new pictures are split so that
+# every classify process gets a share.
 SPOTCHECK_CLASSIFY_CHUNK = env_int("SPOTCHECK_CLASSIFY_CHUNK", 50)
 # All downloads of one POST /api/v1/classify/ together (a slow batch answers with timeouts, not a hung request).
 SPOTCHECK_CLASSIFY_API_DEADLINE = env_float("SPOTCHECK_CLASSIFY_API_DEADLINE", 45.0)

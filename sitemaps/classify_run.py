@@ -67,22 +67,27 @@ def scrape_chunk_fetch(*, scrape_id: int, vehicle_image_ids: list[int], final_at
     rows = list(
         VehicleImage.objects.filter(
             id__in=vehicle_image_ids, scrape_id=scrape_id, status=VehicleImage.Status.PENDING
-        ).values_list("id", "url")
+        ).values_list("id", "url", "image_id")
     )
     if not rows:
         return ChunkFetched()
-    checks = classification_services.urls_check(urls=list(dict.fromkeys(url for _id, url in rows)))
+    # All the chunk's downloads share half the task's time limit (200 URLs from a CDN that answers each at the
+    # last second would outlast it): URLs not reached by then fail as timeouts and are retried below.
+    checks = classification_services.urls_check(
+        urls=list(dict.fromkeys(url for _id, url, _image in rows)), deadline=settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+    )
 
     groups: dict[tuple, list[int]] = defaultdict(list)
     new: dict[int, list[int]] = defaultdict(list)
     result = ChunkFetched()
-    for row_id, url in rows:
+    for row_id, url, shown in rows:
         check = checks.get(url)
         if check is not None and check.image_id is not None and not check.error:
             if check.pending:
                 new[check.image_id].append(row_id)
             else:
-                groups[("done", check.image_id, True)].append(row_id)
+                # A re-check (304) mostly finds the picture the row already shows: no image to write.
+                groups[("done", None if shown == check.image_id else check.image_id, True)].append(row_id)
         else:
             error = (check.error if check is not None else "") or "no_result"
             # The one policy (core.retry): timeouts, connection, DNS, 429 and 5xx are retried, other 4xx never.
@@ -143,27 +148,29 @@ def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:
     """Move rows out of "pending" and count them in the Scrape row, in one transaction; a row is counted
     only by the statement that moves it, so a chunk run twice counts once. Fixes follow done rows.
 
-    ``groups``: ("done", image_id, from_cache) or ("failed", reason) → row ids. Done rows are moved by one
-    UPDATE per kind (from cache or classified now) naming each row's picture, not one per picture.
+    ``groups``: ("done", image_id, from_cache) or ("failed", reason) → row ids; image_id None for rows that
+    already show their picture (a re-check). Done rows are moved by one UPDATE per kind (from cache or
+    classified now; rows already showing their picture apart) naming each row's picture, not one per picture.
     """
     done = from_cache = failed = 0
     classified: list[int] = []
-    done_images: dict[bool, dict[int, int]] = {True: {}, False: {}}
+    done_images: dict[tuple[bool, bool], dict[int, int | None]] = {}
     for key, ids in groups.items():
         if key[0] == "done":
-            done_images[key[2]].update(dict.fromkeys(ids, key[1]))
+            done_images.setdefault((key[2], key[1] is None), {}).update(dict.fromkeys(ids, key[1]))
     with transaction.atomic():
-        for cached, images in done_images.items():
-            if not images:
-                continue
+        for (cached, shown), images in done_images.items():
             pending = VehicleImage.objects.filter(
                 id__in=list(images), scrape_id=scrape_id, status=VehicleImage.Status.PENDING
             )
-            moved = pending.update(
-                status=VehicleImage.Status.DONE,
-                error="",
-                image_id=Case(*(When(id=row, then=Value(image)) for row, image in images.items())),
-            )
+            if shown:
+                moved = pending.update(status=VehicleImage.Status.DONE, error="")
+            else:
+                moved = pending.update(
+                    status=VehicleImage.Status.DONE,
+                    error="",
+                    image_id=Case(*(When(id=row, then=Value(image)) for row, image in images.items())),
+                )
             done += moved
             from_cache += moved if cached else 0
             if moved:

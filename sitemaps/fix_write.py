@@ -117,22 +117,29 @@ def url_fixes_follow(*, vehicle_image_ids: list[int]) -> int:
     """Record the URL-keyed fixes of these just-downloaded pictures on the pictures themselves (once each,
     with the original fix's time so a newer fix made since still wins). Returns how many were recorded.
     Runs in a classification worker, which pushes the recorded fixes to the cache itself once committed."""
-    rows = list(
-        VehicleImage.objects.filter(id__in=vehicle_image_ids, image__isnull=False).select_related(
-            "vehicle__advertiser", "image"
+    # Almost never is there a URL fix: find them from the rows' URLs first, load the rows only for those.
+    hashes = {
+        row: url_hash(url)
+        for row, url in VehicleImage.objects.filter(id__in=vehicle_image_ids, image__isnull=False).values_list(
+            "id", "url"
         )
-    )
-    by_hash: dict[str, list[VehicleImage]] = {}
-    for vi in rows:
-        by_hash.setdefault(url_hash(vi.url), []).append(vi)
-    if not by_hash:
+    }
+    if not hashes:
         return 0
-    pending = (
-        ManualFix.objects.filter(image__isnull=True, url_hash__in=list(by_hash))
+    pending = list(
+        ManualFix.objects.filter(image__isnull=True, url_hash__in=set(hashes.values()))
         .exclude(carried_to__isnull=False)
         .select_related("advertiser", "user")
         .order_by("created_at", "id")
     )
+    if not pending:
+        return 0
+    wanted = {fix.url_hash for fix in pending}
+    by_hash: dict[str, list[VehicleImage]] = {}
+    for vi in VehicleImage.objects.filter(id__in=[row for row, h in hashes.items() if h in wanted]).select_related(
+        "vehicle__advertiser", "image"
+    ):
+        by_hash.setdefault(url_hash(vi.url), []).append(vi)
     followed = 0
     for url_fix in pending:
         for vi in by_hash.get(url_fix.url_hash, []):

@@ -25,9 +25,10 @@ SCRAPE_CLASSIFY_PRIORITY = 9
 
 @shared_task(name="sitemaps.tasks.scrape_chunk_classify")
 def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt: int = 0) -> int:
-    """Stage 1 of a chunk (queue "fetch"): download and key; new pictures go to the classify queue in one
-    task per chunk. Pictures that failed transiently (core.retry: timeouts, connection, 429, 5xx) are
-    retried with the policy's backoff, a few times, never sooner than a server's ``Retry-After``.
+    """Stage 1 of a chunk (queue "fetch"): download and key; new pictures go to the classify queue in tasks
+    of at most SPOTCHECK_CLASSIFY_CHUNK pictures (so that a chunk's pictures are shared by the classify
+    processes). Pictures that failed transiently (core.retry: timeouts, connection, 429, 5xx) are retried
+    with the policy's backoff, a few times, never sooner than a server's ``Retry-After``.
 
     The retry is a new message (not task.retry) so it only carries the pictures still pending.
     """
@@ -35,10 +36,10 @@ def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt:
     fetched = classify_run.scrape_chunk_fetch(
         scrape_id=scrape_id, vehicle_image_ids=vehicle_image_ids, final_attempt=final
     )
-    if fetched.to_classify:
-        scrape_pictures_classify.apply_async(
-            (scrape_id, [[image_id, rows] for image_id, rows in fetched.to_classify]), priority=SCRAPE_CLASSIFY_PRIORITY
-        )
+    size = max(1, settings.SPOTCHECK_CLASSIFY_CHUNK)
+    for start in range(0, len(fetched.to_classify), size):
+        pictures = [[image_id, rows] for image_id, rows in fetched.to_classify[start : start + size]]
+        scrape_pictures_classify.apply_async((scrape_id, pictures), priority=SCRAPE_CLASSIFY_PRIORITY)
     if fetched.retry:
         wait = RETRY.countdown(attempt, retry_after=fetched.retry_after)
         _chunk_retry(scrape_chunk_classify, (scrape_id, fetched.retry, attempt + 1), scrape_id=scrape_id, wait=wait)

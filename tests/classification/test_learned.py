@@ -220,3 +220,29 @@ def test_the_classify_stage_reads_a_pictures_stored_features_instead_of_running_
     assert runs == []  # the stored vector was read by SHA-256
     made = Prediction.objects.filter(image_id=check.image_id, model_version=learned_version)
     assert set(made.values_list("attribute", flat=True)) == {"image_type", "color", "banner"}
+
+
+@pytest.mark.django_db
+def test_the_classify_stage_costs_as_many_queries_for_six_pictures_as_for_two(
+    learned_version, picture_server, allow_loopback, settings
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.SPOTCHECK_CLASSIFIER_BACKEND = "learned"
+
+    def staged(seeds) -> list[int]:
+        for seed in seeds:
+            data = synthetic.picture_bytes(kind="dealer", color="Red", width=320, height=240, seed=seed)
+            picture_server.serve(f"/batch-{seed}.jpg", data)
+        checks = services.urls_check(urls=[picture_server.url(f"/batch-{seed}.jpg") for seed in seeds])
+        return [check.image_id for check in checks.values()]
+
+    counts = []
+    for ids in (staged(range(700, 702)), staged(range(710, 716))):
+        with CaptureQueriesContext(connection) as queries:
+            results = services.images_classify(image_ids=ids)
+        assert {result.status for result in results.values()} == {"classified"}
+        counts.append(len(queries))
+    assert counts[0] == counts[1]  # features read and stored, backend calls recorded: once per batch
+    assert Embedding.objects.count() == 8

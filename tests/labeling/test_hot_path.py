@@ -64,6 +64,14 @@ def test_next_on_postgres_is_four_statements_without_gold(labeler):
     assert all(a.item.image.thumbnail.name for a in assigned)
 
 
+@needs_postgres
+@pytest.mark.django_db
+def test_leases_live_in_an_unlogged_table_on_postgres_so_next_writes_no_wal():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relpersistence FROM pg_class WHERE oid = 'labeling_lease'::regclass")
+        assert cursor.fetchone()[0] == "u"
+
+
 def _blind_lock(monkeypatch):
     """Make the lock statement blind to existing votes, as if they were committed after its snapshot."""
     sql, replays = re.subn(

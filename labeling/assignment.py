@@ -128,9 +128,9 @@ LIMIT %(count)s
 # What "next" reads of its campaign (the guidelines and the audit columns load lazily if ever touched).
 CAMPAIGN_FIELDS = ["id", "name", "attribute", "votes_required", "max_votes", "gold_rate", "rule", "min_votes",
                    "threshold", "active"]  # fmt: skip
+_ACTIVE_CAMPAIGN = f"SELECT {', '.join(CAMPAIGN_FIELDS)} FROM labeling_campaign WHERE id = %(campaign)s AND active"
 # The active campaign (a row of kind 0, none when it is not active) and the caller's held leases on it
 # (kind 1), in one round trip.
-_ACTIVE_CAMPAIGN = f"SELECT {', '.join(CAMPAIGN_FIELDS)} FROM labeling_campaign WHERE id = %(campaign)s AND active"
 _NULLS = ", ".join(["NULL"] * len(CAMPAIGN_FIELDS))
 _CAMPAIGN_HELD = f"""
 SELECT 0, {", ".join(f"c.{name}" for name in CAMPAIGN_FIELDS)}, NULL, NULL, NULL
@@ -211,7 +211,7 @@ def _sql(name: str, scope: str = "all", *, weighted: bool = False) -> str:
         return _CAMPAIGN_HELD.format(held=_HELD.format(**parts))
     if name == "lease":
         return _LEASE.format(pairs=pairs_table("ids", "rooms"), others=_OTHERS_LEASES.format(item="c.id"))
-    return {"held": _HELD, "gold": _GOLD, "pick": _PICK}[name].format(**parts)
+    return {"gold": _GOLD, "pick": _PICK}[name].format(**parts)
 
 
 def _campaign(values) -> Campaign:

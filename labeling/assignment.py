@@ -61,29 +61,58 @@ def items_next(
     now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> list[Assignment]:
-    """Lease up to ``count`` items of ``campaign`` to ``user`` and return them with their lease expiry.
+    """Lease up to ``count`` items of ``campaign`` to ``user`` and return them with their lease expiry
+    (nothing when the campaign is not active): ``campaign_items_next`` for a campaign already at hand."""
+    _, assigned = campaign_items_next(
+        user=user, campaign_id=campaign.pk, count=count, exclude_ids=exclude_ids, now=now, rng=rng
+    )
+    return assigned
+
+
+def campaign_items_next(
+    *,
+    user: AbstractBaseUser,
+    campaign_id: int,
+    count: int,
+    exclude_ids: frozenset[int] | set[int] = frozenset(),
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> tuple[Campaign | None, list[Assignment]]:
+    """The active campaign ``campaign_id`` (None: there is none) and up to ``count`` of its items leased to
+    ``user``, with their lease expiry.
 
     The user's own unexpired leases come back first (a reload gets the same pictures); ``exclude_ids`` are
-    items the caller already holds or skipped.
+    items the caller already holds or skipped. The campaign comes with those held leases, in one statement.
     """
     now = now or timezone.now()
     rng = rng or random.Random()
     count = max(0, min(count, MAX_BATCH))
-    if count == 0 or not campaign.active:
-        return []
-    expires_at = now + timedelta(seconds=_lease_seconds())
-    with write_transaction():
-        return _items_next(
-            user_id=user.pk, campaign=campaign, count=count, exclude=set(exclude_ids), now=now, expires_at=expires_at,
-            rng=rng,
-        )  # fmt: skip
+    params = {"user": user.pk, "campaign": campaign_id, "now": datetime_value(now)}
+    with write_transaction(), hot_cursor() as cursor:
+        cursor.execute(_sql("campaign_held"), {**params, "exclude": ids(exclude_ids), "count": count})
+        rows = cursor.fetchall()
+        campaign = next((_campaign(row[1 : 1 + len(CAMPAIGN_FIELDS)]) for row in rows if row[0] == 0), None)
+        if campaign is None or count == 0:
+            return campaign, []
+        held = sorted(tuple(row[-3:]) for row in rows if row[0] == 1)
+        expires_at = now + timedelta(seconds=_lease_seconds())
+        params.update(
+            expires=datetime_value(expires_at),
+            required=campaign.votes_required,
+            max_votes=campaign.max_votes,
+            min_votes=campaign.min_votes,
+        )
+        assigned = _items_next(
+            cursor, params=params, campaign=campaign, held=held, count=count, exclude=set(exclude_ids), rng=rng
+        )
+    return campaign, [Assignment(item=_partial_item(*row), expires_at=expires_at) for row in assigned]
 
 
 # Raw SQL, the same statements on PostgreSQL and SQLite (labeling/prepared.py spells the few differences): the
-# ORM spent ~9 ms of Python per call compiling them. Three or four statements per call: the caller's held
-# leases, gold (only when a gold slot was drawn), one locking pick of real items, and one INSERT that both
-# re-counts others' leases on the locked items and writes ours (upserting the held and gold ones). SQLite
-# runs the call under its write lock, so its re-count finds what the pick found.
+# ORM spent ~9 ms of Python per call compiling them. Three or four statements per call: the campaign with the
+# caller's held leases, gold (only when a gold slot was drawn), one locking pick of real items, and one INSERT
+# that both re-counts others' leases on the locked items and writes ours (upserting the held and gold ones).
+# SQLite runs the call under its write lock, so its re-count finds what the pick found.
 _VOTED_BY_ME = """NOT EXISTS (SELECT 1 FROM labeling_vote v
                    WHERE v.item_id = i.id AND v.user_id = %(user)s AND v.undone_at IS NULL)"""
 _HELD = """
@@ -95,6 +124,19 @@ WHERE l.user_id = %(user)s AND l.expires_at > %(now)s AND i.campaign_id = %(camp
   AND {not_excluded} AND {voted}
 ORDER BY i.id
 LIMIT %(count)s
+"""
+# What "next" reads of its campaign (the guidelines and the audit columns load lazily if ever touched).
+CAMPAIGN_FIELDS = ["id", "name", "attribute", "votes_required", "max_votes", "gold_rate", "rule", "min_votes",
+                   "threshold", "active"]  # fmt: skip
+_ACTIVE_CAMPAIGN = f"SELECT {', '.join(CAMPAIGN_FIELDS)} FROM labeling_campaign WHERE id = %(campaign)s AND active"
+# The active campaign (a row of kind 0, none when it is not active) and the caller's held leases on it
+# (kind 1), in one round trip.
+_NULLS = ", ".join(["NULL"] * len(CAMPAIGN_FIELDS))
+_CAMPAIGN_HELD = f"""
+SELECT 0, {", ".join(f"c.{name}" for name in CAMPAIGN_FIELDS)}, NULL, NULL, NULL
+FROM labeling_campaign c WHERE c.id = %(campaign)s AND c.active
+UNION ALL
+SELECT 1, {_NULLS}, h.id, h.image_id, h.thumbnail FROM ({{held}}) h
 """
 _GOLD = """
 SELECT i.id, i.image_id, img.thumbnail
@@ -165,9 +207,23 @@ def _sql(name: str, scope: str = "all", *, weighted: bool = False) -> str:
         "others": _OTHERS_LEASES.format(item="i.id"),
         "lock": lock_rows("i", skip_locked=True),
     }
+    if name == "campaign_held":
+        return _CAMPAIGN_HELD.format(held=_HELD.format(**parts))
     if name == "lease":
         return _LEASE.format(pairs=pairs_table("ids", "rooms"), others=_OTHERS_LEASES.format(item="c.id"))
-    return {"held": _HELD, "gold": _GOLD, "pick": _PICK}[name].format(**parts)
+    return {"gold": _GOLD, "pick": _PICK}[name].format(**parts)
+
+
+def _campaign(values) -> Campaign:
+    return Campaign.from_db(connection.alias, CAMPAIGN_FIELDS, [*values[:-1], bool(values[-1])])  # SQLite: 0/1
+
+
+def campaign_active(*, pk: int) -> Campaign | None:
+    """The active campaign ``pk``, or None (one prepared statement)."""
+    with hot_cursor() as cursor:
+        cursor.execute(_ACTIVE_CAMPAIGN, {"campaign": pk})
+        row = cursor.fetchone()
+    return None if row is None else _campaign(row)
 
 
 def _partial_item(item_id: int, image_id: int, thumbnail: str) -> Item:
@@ -177,59 +233,46 @@ def _partial_item(item_id: int, image_id: int, thumbnail: str) -> Item:
     return item
 
 
-def _items_next(
-    *, user_id: int, campaign: Campaign, count: int, exclude: set[int], now: datetime, expires_at: datetime, rng
-) -> list[Assignment]:
-    params = {
-        "user": user_id,
-        "campaign": campaign.pk,
-        "now": datetime_value(now),
-        "expires": datetime_value(expires_at),
-        "required": campaign.votes_required,
-        "max_votes": campaign.max_votes,
-        "min_votes": campaign.min_votes,
-    }
+def _items_next(cursor, *, params: dict, campaign: Campaign, held: list, count: int, exclude: set[int], rng) -> list:
+    """The rows (id, image id, thumbnail) of the items leased: the held ones first, then gold and real ones."""
     weighted = campaign.rule == WEIGHTED
-    with hot_cursor() as cursor:
-        cursor.execute(_sql("held"), {**params, "exclude": ids(exclude), "count": count})
-        held = cursor.fetchall()
-        taken = exclude | {row[0] for row in held}
-        wanted = count - len(held)
-        n_gold = gold_slots(count=wanted, gold_rate=campaign.gold_rate, rng=rng)
-        gold = []
-        if n_gold:
-            cursor.execute(_sql("gold"), {**params, "exclude": ids(taken), "count": n_gold})
-            gold = cursor.fetchall()
-        # The first round's INSERT also refreshes the held leases and writes the gold ones.
-        pending = [(row[0], None) for row in held + gold]
-        rows = {row[0]: row for row in held + gold}
-        real: list[int] = []
-        tried = set(taken)
-        for scope in SCOPES:
-            want = wanted - len(gold) - len(real)
-            candidates = []
-            if want > 0:
-                cursor.execute(_sql("pick", scope, weighted=weighted), {**params, "exclude": ids(tried), "count": want})
-                candidates = cursor.fetchall()
-            if not candidates:
-                if want > 0 and scope != "all":
-                    continue  # the next pick looks wider; the held and gold leases are written with it
-                if not pending:
-                    break
-            tried.update(row[0] for row in candidates)
-            rows.update((row[0], row) for row in candidates)
-            pending += [(row[0], row[3]) for row in candidates]
-            cursor.execute(
-                _sql("lease"),
-                {**params, "ids": ids(pk for pk, _ in pending), "rooms": rooms(room for _, room in pending)},
-            )
-            leased = {row[0] for row in cursor.fetchall()}
-            real += [row[0] for row in candidates if row[0] in leased]
-            pending = []
+    taken = exclude | {row[0] for row in held}
+    wanted = count - len(held)
+    n_gold = gold_slots(count=wanted, gold_rate=campaign.gold_rate, rng=rng)
+    gold = []
+    if n_gold:
+        cursor.execute(_sql("gold"), {**params, "exclude": ids(taken), "count": n_gold})
+        gold = cursor.fetchall()
+    # The first round's INSERT also refreshes the held leases and writes the gold ones.
+    pending = [(row[0], None) for row in held + gold]
+    rows = {row[0]: row for row in held + gold}
+    real: list[int] = []
+    tried = set(taken)
+    for scope in SCOPES:
+        want = wanted - len(gold) - len(real)
+        candidates = []
+        if want > 0:
+            cursor.execute(_sql("pick", scope, weighted=weighted), {**params, "exclude": ids(tried), "count": want})
+            candidates = cursor.fetchall()
+        if not candidates:
+            if want > 0 and scope != "all":
+                continue  # the next pick looks wider; the held and gold leases are written with it
+            if not pending:
+                break
+        tried.update(row[0] for row in candidates)
+        rows.update((row[0], row) for row in candidates)
+        pending += [(row[0], row[3]) for row in candidates]
+        cursor.execute(
+            _sql("lease"),
+            {**params, "ids": ids(pk for pk, _ in pending), "rooms": rooms(room for _, room in pending)},
+        )
+        leased = {row[0] for row in cursor.fetchall()}
+        real += [row[0] for row in candidates if row[0] in leased]
+        pending = []
     fresh = real[: max(wanted - len(gold), 0)]
     for row in gold:  # at random places, so gold cannot be told apart by position
         fresh.insert(rng.randint(0, len(fresh)), row[0])
-    return [Assignment(item=_partial_item(*rows[pk][:3]), expires_at=expires_at) for pk in [r[0] for r in held] + fresh]
+    return [rows[pk][:3] for pk in [r[0] for r in held] + fresh]
 
 
 def leases_expired_delete(*, now: datetime | None = None) -> int:

@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Avg, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, TruncWeek
 from django.utils import timezone
 
 from labeling.models import CANT_TELL, Campaign, Item, Vote
-from labeling.prepared import hot_cursor
 
 CLOSED = (Item.Status.DECIDED, Item.Status.ADJUDICATED)
 
@@ -34,23 +32,6 @@ def campaigns_with_progress(*, active_only: bool = True) -> QuerySet[Campaign]:
     if active_only:
         rows = rows.filter(active=True)
     return rows.order_by("-active", "-created_at")
-
-
-# What "next" reads of its campaign (the guidelines and the audit columns load lazily if ever touched).
-_CAMPAIGN_FIELDS = ["id", "name", "attribute", "votes_required", "max_votes", "gold_rate", "rule", "min_votes",
-                    "threshold", "active"]  # fmt: skip
-_ACTIVE_CAMPAIGN = f"SELECT {', '.join(_CAMPAIGN_FIELDS)} FROM labeling_campaign WHERE id = %(id)s AND active"
-
-
-def campaign_active(*, pk: int) -> Campaign | None:
-    """The active campaign ``pk``, or None: one prepared statement on the labeling hot path (the ORM spent
-    about 1 ms of Python per "next" building this query)."""
-    with hot_cursor() as cursor:
-        cursor.execute(_ACTIVE_CAMPAIGN, {"id": pk})
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return Campaign.from_db(connection.alias, _CAMPAIGN_FIELDS, [*row[:-1], bool(row[-1])])  # SQLite answers 0/1
 
 
 def with_work_left_for(campaigns: QuerySet[Campaign], *, user_id: int) -> QuerySet[Campaign]:

@@ -28,9 +28,9 @@ from labeling.api.serializers import (
     vote_input,
     vote_payload,
 )
-from labeling.assignment import items_next, lease_release
+from labeling.assignment import campaign_active, campaign_items_next, lease_release
 from labeling.models import Campaign, Item
-from labeling.selectors import campaign_active, campaigns_with_progress
+from labeling.selectors import campaigns_with_progress
 
 CanLabel = permissions.api_requires(
     *permissions.LABELING, message="Labeling needs the labeler, reviewer or admin role."
@@ -51,6 +51,9 @@ class CampaignListView(generics.ListAPIView):
         return campaigns_with_progress(active_only=True)
 
 
+_NO_CAMPAIGN = "no active campaign with this id"
+
+
 class CampaignNextView(APIView):
     """Lease the next items of a campaign to the caller."""
 
@@ -58,13 +61,17 @@ class CampaignNextView(APIView):
 
     @extend_schema(request=NextInputSerializer, responses={200: NextResponseSerializer})
     def post(self, request, pk: int):
-        campaign = campaign_active(pk=pk)
-        if campaign is None:
-            raise Http404("no active campaign with this id")
-        params = next_input(request.data)
-        assigned = items_next(
-            user=request.user, campaign=campaign, count=params["count"], exclude_ids=set(params.get("exclude", []))
+        try:
+            params = next_input(request.data)
+        except ValidationError:
+            if campaign_active(pk=pk) is None:  # no such campaign comes before a wrong request
+                raise Http404(_NO_CAMPAIGN) from None
+            raise
+        campaign, assigned = campaign_items_next(
+            user=request.user, campaign_id=pk, count=params["count"], exclude_ids=set(params.get("exclude", []))
         )
+        if campaign is None:
+            raise Http404(_NO_CAMPAIGN)
         choices = choices_payload(campaign)
         return Response(
             {

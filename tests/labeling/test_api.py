@@ -49,6 +49,18 @@ def test_next_refuses_a_silly_count(api_as, labeler, campaign):
 
 
 @pytest.mark.django_db
+def test_next_on_an_inactive_or_missing_campaign_is_404_whatever_the_body(api_as, labeler, make_items):
+    inactive = CampaignFactory(active=False)
+    make_items(inactive, 2)
+    client = api_as(labeler)
+    for pk in (inactive.pk, inactive.pk + 1000):
+        for body in ({"count": 1}, {"count": 500}):
+            response = client.post(f"/api/v1/campaigns/{pk}/next/", body, format="json")
+            assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+    assert not inactive.items.filter(leases__isnull=False).exists()
+
+
+@pytest.mark.django_db
 def test_vote_answers_201_then_200_on_replay(api_as, labeler):
     item = ItemFactory()
     client = api_as(labeler)

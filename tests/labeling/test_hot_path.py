@@ -58,10 +58,18 @@ def test_next_on_postgres_is_four_statements_without_gold(labeler):
     with CaptureQueriesContext(connection) as ctx:
         assigned = items_next(user=labeler, campaign=campaign, count=4)
     assert len(assigned) == 4
-    # held leases, the in-progress window (empty here), fresh items, re-count and lease
+    # the campaign with the held leases, the in-progress window (empty here), fresh items, re-count and lease
     assert len(statements(ctx)) == 4
     assert Lease.objects.filter(user=labeler).count() == 4
     assert all(a.item.image.thumbnail.name for a in assigned)
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_leases_live_in_an_unlogged_table_on_postgres_so_next_writes_no_wal():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relpersistence FROM pg_class WHERE oid = 'labeling_lease'::regclass")
+        assert cursor.fetchone()[0] == "u"
 
 
 def _blind_lock(monkeypatch):

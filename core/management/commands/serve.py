@@ -5,8 +5,9 @@ the other is stopped too, so no orphaned worker keeps consuming the queue.
 
 The web server is gunicorn with threads (``gthread``: keep-alive connections, a listen backlog of 2048),
 not Django's development server, whose backlog of 10 reset connections at 50 labelers. On SQLite it runs one
-process (writers then queue on a lock in that process instead of polling SQLite's busy timeout); on
-PostgreSQL one per core. ``--dev`` runs the development server with auto-reload instead (``make dev``).
+process with 8 threads (writers then queue on a lock in that process instead of polling SQLite's busy timeout);
+on PostgreSQL one per core with 4 threads each, as docs/deploy.md's web tier. ``--dev`` runs the development
+server with auto-reload instead (``make dev``).
 """
 
 import os
@@ -32,15 +33,21 @@ class Command(BaseCommand):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
         parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
         parser.add_argument("--workers", type=int, default=0, help="web processes (default: 1 on SQLite, else cores)")
-        parser.add_argument("--threads", type=int, default=8, help="request threads per web process")
+        parser.add_argument(
+            "--threads", type=int, default=0, help="request threads per web process (default: 8 on SQLite, else 4)"
+        )
         parser.add_argument("--dev", action="store_true", help="Django's development server, with auto-reload")
 
     def web_command(self, *, addrport: str, workers: int, threads: int, dev: bool) -> list[str]:
         python = sys.executable
         if dev:
             return [python, "manage.py", "runserver", addrport]
+        sqlite = connection.vendor == "sqlite"
         if not workers:
-            workers = 1 if connection.vendor == "sqlite" else (os.cpu_count() or 1)
+            workers = 1 if sqlite else (os.cpu_count() or 1)
+        if not threads:
+            # PostgreSQL: docs/deploy.md's web tier, 4 threads per process (the setup bench/http_loop.py measures).
+            threads = 8 if sqlite else 4
         return [
             python, "-m", "gunicorn", "config.wsgi", "--bind", addrport, "--worker-class", "gthread",
             "--workers", str(workers), "--threads", str(threads),

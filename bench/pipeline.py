@@ -1,11 +1,12 @@
 """Benchmark: scrapes end to end through the production topology, against a local picture server.
 
-    .venv/bin/python bench/pipeline.py [--pictures 10000] [--changed 0.075] [--fetch-processes 1] [--port 8200]
+    .venv/bin/python bench/pipeline.py [--pictures 10000] [--size 4163x3330] [--changed 0.075] [--fetch-processes 1]
+                                       [--port 8200]
 
 Starts, on 127.0.0.1 and in a dedicated PostgreSQL database (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/spotcheck_pipeline_bench, created and dropped here) and Redis database
-(BENCH_REDIS_URL, default redis://127.0.0.1:6379/3, flushed): a picture server (its own process; 1024x768
-JPEGs, each URL distinct bytes, with ETag and Last-Modified so conditional GETs are answered 304), gunicorn
+(BENCH_REDIS_URL, default redis://127.0.0.1:6379/3, flushed): a picture server (its own process; JPEGs of
+``--size``, each URL distinct bytes, with ETag and Last-Modified so conditional GETs are answered 304), gunicorn
 (config.wsgi), a fetch worker (``-Q fetch --pool prefork -c <--fetch-processes>``) and a classify worker
 (``-Q classify --pool prefork -c <cores>``), as docs/deploy.md runs them. Scrapes are posted to
 ``POST /api/v1/advertisers/{slug}/scrapes/`` with a staff token and followed on ``GET /api/v1/scrapes/{id}/``.
@@ -18,6 +19,12 @@ were replaced by new ones (seed 001: 500k cars x 12 pictures, 5-10 % change a da
 nothing changed (every picture a 304: the fetch process's re-check rate). The picture server counts the
 requests per URL; the database counts the pictures classified. Prints figures beside their targets and the
 projected machine-hours per day for seed 001's inventory on machines like this one.
+
+``--size`` defaults to 4163x3330 because the seed (seeds/000, "Car images are huge, around 4163 x 3330
+pixels") says that is what dealers publish (bench/classify.py uses the same size; ~2.3 MB at quality 85).
+Run it again with ``--size 1024x768`` (~150 KB) for small pictures: decode costs differ by size, so both are
+reported (docs/classification.md); at the big size keep ``--pictures`` near 2,000 for a run of ~5 minutes.
+The fetch byte cap and pixel cap are the production defaults: a picture they refuse fails the run loudly.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 PICTURES_PER_CAR = 12
 SEED_001_PICTURES = 500_000 * PICTURES_PER_CAR
-BASE_PICTURES = 48  # generated once; each URL gets distinct bytes (a comment segment) on top of one of them
+BASE_PICTURES = 16  # generated once; each URL gets distinct bytes (a comment segment) on top of one of them
 LAST_MODIFIED = "Wed, 21 Oct 2026 07:28:00 GMT"
 
 
@@ -55,21 +62,26 @@ def _unique(base: bytes, n: int) -> bytes:
     return base[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + base[2:]
 
 
-def serve(port: int) -> None:
-    """Child mode: GET /p/<n>.jpg (ETag per picture, 304 when it matches), /__stats, /__reset."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Lock
-
-    import django
-
-    django.setup()
+def base_pictures(width: int, height: int) -> list[bytes]:
+    """The generated JPEGs every served picture is made of (dealer and stock, every paint in turn)."""
     from classification.synthetic import PAINT, picture_bytes
 
     colours = list(PAINT)
-    bases = [
-        picture_bytes(kind=("dealer", "stock")[i % 2], color=colours[i % len(colours)], seed=i, width=1024, height=768)
+    return [
+        picture_bytes(
+            kind=("dealer", "stock")[i % 2], color=colours[i % len(colours)], seed=i, width=width, height=height
+        )
         for i in range(BASE_PICTURES)
     ]
+
+
+def serve(port: int, bases_dir: Path) -> None:
+    """Child mode: GET /p/<n>.jpg (ETag per picture, 304 when it matches), /__stats, /__reset; the base
+    pictures are read from ``bases_dir`` (written by the parent, which decodes the same ones for the floor)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Lock
+
+    bases = [(bases_dir / f"{i}.jpg").read_bytes() for i in range(BASE_PICTURES)]
     lock = Lock()
     seen: dict[str, list[int]] = {}  # path → [requests, conditional requests, 304 answers]
 
@@ -209,15 +221,31 @@ def inventory(picture_base: str, cars: list[int]) -> dict:
     }
 
 
+def picture_size(text: str) -> tuple[int, int]:
+    """``WxH`` → (width, height), both positive."""
+    width, sep, height = text.lower().partition("x")
+    try:
+        size = int(width), int(height)
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 4163x3330)")
+    return size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pictures", type=int, default=10_000, help="pictures in the first scrape")
+    parser.add_argument(
+        "--size", type=picture_size, default=(4163, 3330), help="pictures' WIDTHxHEIGHT (default: the seed's)"
+    )
     parser.add_argument("--changed", type=float, default=0.075, help="share of cars replaced in the re-scrape")
     parser.add_argument("--fetch-processes", type=int, default=1, help="fetch worker processes (prefork)")
     parser.add_argument("--classify-processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--floor-pictures", type=int, default=60)
     parser.add_argument("--port", type=int, default=8200, help="first of 100 ports tried for the two servers")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bases", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="spotcheck-bench-pipeline-")
@@ -236,7 +264,7 @@ def main() -> None:
     }
     os.environ.update(env)
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.bases)
         return
 
     parts = urlsplit(db_url)
@@ -254,6 +282,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from rest_framework.authtoken.models import Token
@@ -262,7 +291,6 @@ def main() -> None:
     from classification.classifiers import classifier_for
     from classification.models import Image
     from classification.services import model_version_ensure_active
-    from classification.synthetic import PAINT, picture_bytes
 
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_superuser("bench-scraper", "bench@example.com", "not-used")
@@ -286,8 +314,14 @@ def main() -> None:
     # The picture server only; in ``env`` (what the children get), not just this process's environment.
     env["SPOTCHECK_FETCH_ALLOW"] = os.environ["SPOTCHECK_FETCH_ALLOW"] = f"127.0.0.1:{picture_port}"
     cores = os.cpu_count() or 1
+    width, height = args.size
+    bases = base_pictures(width, height)
+    bases_dir = Path(tmp) / "bases"
+    bases_dir.mkdir()
+    for i, data in enumerate(bases):
+        (bases_dir / f"{i}.jpg").write_bytes(data)
     try:
-        start("pictures", [python, __file__, "--serve", str(picture_port)])
+        start("pictures", [python, __file__, "--serve", str(picture_port), "--bases", str(bases_dir)])
         start(
             "web",
             [python, "-m", "gunicorn", "config.wsgi", "-w", str(cores), "-b", f"127.0.0.1:{web_port}",
@@ -311,16 +345,7 @@ def main() -> None:
         wait_http(web + "/healthz")
 
         # The decode floor: decode + classify of the same pictures in this process, before the scrape.
-        colours = list(PAINT)
-        sample = [
-            _unique(
-                picture_bytes(
-                    kind=("dealer", "stock")[b % 2], color=colours[b % len(colours)], seed=b, width=1024, height=768
-                ),
-                n,
-            )
-            for n, b in enumerate(range(min(args.floor_pictures, BASE_PICTURES)))
-        ]
+        sample = [_unique(bases[n % BASE_PICTURES], n) for n in range(args.floor_pictures)]
         classifier = classifier_for(model_version_ensure_active())
         rounds, cpu_rounds = [], []
         for _ in range(3):
@@ -333,8 +358,13 @@ def main() -> None:
         floor_cpu = statistics.median(cpu_rounds)
         print(
             f"machine: {cores} cores shared with other work, load {os.getloadavg()[0]:.1f}; "
-            f"{args.classify_processes} classify processes, {args.fetch_processes} fetch processes; "
-            f"pictures {len(sample[0]) // 1024}–{max(len(s) for s in sample) // 1024} KB"
+            f"{args.classify_processes} classify processes, {args.fetch_processes} fetch processes"
+        )
+        print(
+            f"pictures {width}x{height} JPEG ({width * height / 1e6:.1f} MP), "
+            f"{min(len(s) for s in sample) // 1024}–{max(len(s) for s in sample) // 1024} KB; production caps: "
+            f"{settings.SPOTCHECK_FETCH_MAX_BYTES // 2**20} MB per download, "
+            f"{settings.SPOTCHECK_MAX_PIXELS / 1e6:.0f} MP per picture"
         )
         print(
             f"decode floor (decode + classify in process, median of 3): {floor:.1f} pictures/s per process "

@@ -288,66 +288,93 @@ class _Watchdog:
     trickling headers or body one byte at a time never trips a per-read timeout). One thread serves every
     fetch of the process (``_deadlines``): a timer thread per request cost more than a 304 itself."""
 
+    __slots__ = ("_conn", "at", "cancelled", "fired")
+
     def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + max(0.0, seconds)
         self.fired = False
         self.cancelled = False
         self._conn: socket.socket | None = None
-        self._lock = threading.Lock()
-        _deadlines.add(self, time.monotonic() + max(0.0, seconds))
+        _deadlines.add(self)
 
     def watch(self, conn: socket.socket | None) -> None:
-        with self._lock:
+        with _deadlines.lock:
             self._conn = conn
             fired = self.fired
         if fired and conn is not None:
             _abort(conn)
 
-    def fire(self) -> None:
-        with self._lock:
-            if self.cancelled:
-                return
-            self.fired = True
-            conn = self._conn
-        if conn is not None:
-            _abort(conn)
-
     def cancel(self) -> None:
-        with self._lock:
-            self.cancelled = True
-            self._conn = None
+        _deadlines.cancel(self)
 
 
 class _Deadlines:
-    """A heap of watchdog deadlines and one daemon thread that fires them (started on first use, again
-    after a fork)."""
+    """The watchdogs' deadlines and one daemon thread that fires them (started on first use, again after a
+    fork). A cancelled watchdog stays in the heap, marked, until it reaches the top or the heap is compacted
+    (when most of it is cancelled); the thread sleeps until the earliest deadline still live, so a fetch that
+    ends in time costs no wake-up at all."""
+
+    COMPACT_MIN = 256
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self.lock = threading.Lock()
+        self._cond = threading.Condition(self.lock)
         self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._cancelled = 0  # cancelled entries still in the heap
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def add(self, watchdog: _Watchdog, at: float) -> None:
+    def add(self, watchdog: _Watchdog) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (at, next(self._seq), watchdog))
+            heapq.heappush(self._heap, (watchdog.at, next(self._seq), watchdog))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="spotcheck-fetch-deadlines", daemon=True)
                 self._thread.start()
             if self._heap[0][2] is watchdog:
                 self._cond.notify()
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap:
+    def cancel(self, watchdog: _Watchdog) -> None:
+        with self._cond:
+            if watchdog.cancelled or watchdog.fired:
+                watchdog._conn = None
+                return
+            watchdog.cancelled = True
+            watchdog._conn = None
+            self._cancelled += 1
+            if self._cancelled > self.COMPACT_MIN and 2 * self._cancelled > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def _due(self) -> tuple[_Watchdog, socket.socket | None]:
+        """Wait for the earliest live deadline to pass; mark its watchdog fired (under the lock)."""
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2].cancelled:
+                    heapq.heappop(self._heap)
+                    self._cancelled -= 1
+                if not self._heap:
                     self._cond.wait()
+                    continue
                 at, _seq, watchdog = self._heap[0]
                 wait = at - time.monotonic()
                 if wait > 0:
                     self._cond.wait(wait)
                     continue
                 heapq.heappop(self._heap)
-            watchdog.fire()
+                watchdog.fired = True
+                return watchdog, watchdog._conn
+
+    def _run(self) -> None:
+        while True:
+            _watchdog, conn = self._due()
+            if conn is not None:
+                _abort(conn)
+
+    def __len__(self) -> int:
+        """Entries held, cancelled ones not yet dropped included."""
+        with self._cond:
+            return len(self._heap)
 
 
 _deadlines = _Deadlines()

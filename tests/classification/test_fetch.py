@@ -288,6 +288,27 @@ def test_trickling_headers_fail_on_the_total_deadline(picture_server, allow_loop
     assert time.monotonic() - started < 2.0
 
 
+def test_fetches_that_end_in_time_leave_no_deadlines_behind():
+    """Cancelled deadlines are dropped in bulk, not kept until they would have expired."""
+    for _ in range(20 * fetch_module._Deadlines.COMPACT_MIN):
+        fetch_module._Watchdog(30.0).cancel()
+    assert len(fetch_module._deadlines) <= 2 * fetch_module._Deadlines.COMPACT_MIN + 2
+
+
+def test_a_live_deadline_fires_behind_earlier_cancelled_ones():
+    cancelled = [fetch_module._Watchdog(0.05) for _ in range(3 * fetch_module._Deadlines.COMPACT_MIN)]
+    live = fetch_module._Watchdog(0.3)
+    for watchdog in cancelled:
+        watchdog.cancel()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        live.watch(ours)
+        ours.settimeout(10.0)  # the peer never answers: only the watchdog ends this read
+        assert ours.recv(1) == b""
+        assert live.fired
+        live.cancel()
+
+
 def test_silent_server_hits_the_read_timeout(picture_server, allow_loopback, settings):
     settings.SPOTCHECK_FETCH_READ_TIMEOUT = 0.5
     picture_server.raw_routes["/silent"] = lambda h: time.sleep(2)

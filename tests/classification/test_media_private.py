@@ -2,39 +2,23 @@
 production storage options, applied to a local S3 (moto), give a thumbnail URL that works for minutes and an
 object nobody can read without the signature."""
 
-import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pytest
 
 from classification.services import image_from_bytes
-
-ROOT = Path(__file__).resolve().parents[2]
-_LEAKY = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+from tests.support import production_read
 
 
 def production_storage_options(tmp_path) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in _LEAKY and not k.startswith(("SPOTCHECK_", "AWS_"))}
-    env = {
-        **clean,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "0",
-        "SECRET_KEY": "z" * 80,
-        "AWS_STORAGE_BUCKET_NAME": "spotcheck-media",
-        "SPOTCHECK_VAR_DIR": str(tmp_path),
-    }
-    code = "import json, django; django.setup(); from django.conf import settings as s; "
-    code += "print(json.dumps(s.STORAGES['default']))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    storage = json.loads(result.stdout.strip().splitlines()[-1])
+    storage = production_read(
+        "from django.conf import settings\nprint(json.dumps(settings.STORAGES['default']))",
+        env={"AWS_STORAGE_BUCKET_NAME": "spotcheck-media"},
+        var_dir=tmp_path,
+    )
     assert storage["BACKEND"] == "storages.backends.s3.S3Storage"
     return storage["OPTIONS"]
 

@@ -4,20 +4,16 @@ import io
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
 
 from core.roles import Role, has_role, is_staff_reviewer
-
-ROOT = Path(__file__).resolve().parents[2]
-# Variables of the test run that must not reach a subprocess checking the plain settings.
-_LEAKY = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+from tests.support import LEAKY, ROOT
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in _LEAKY}
+    clean = {k: v for k, v in os.environ.items() if k not in LEAKY}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -82,7 +78,7 @@ def test_embedded_defaults_use_sqlite_in_wal_mode_with_a_busy_timeout(tmp_path):
         "print(s.DATABASES['default']['ENGINE'], c.cursor().execute('PRAGMA journal_mode').fetchone()[0],"
         " s.DATABASES['default']['OPTIONS']['timeout'], s.CELERY_BROKER_URL, s.CACHES['default']['BACKEND'])"
     )
-    clean = {k: v for k, v in os.environ.items() if k not in _LEAKY}
+    clean = {k: v for k, v in os.environ.items() if k not in LEAKY}
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,

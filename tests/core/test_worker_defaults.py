@@ -1,20 +1,10 @@
 """The production defaults that let workers survive broker and database loss (docs/deploy.md, "Faults"): read
 from the Celery app of a process started with a production-like environment and no other setting."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from core.retry import RETRY
-
-ROOT = Path(__file__).resolve().parents[2]
-_LEAKY = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+from tests.support import production_read
 
 _READ = """
-import json, django
-django.setup()
 from django.conf import settings
 from config.celery import app
 c = app.conf
@@ -30,21 +20,14 @@ print(json.dumps({
 
 
 def production_worker_settings(tmp_path) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in _LEAKY and not k.startswith(("SPOTCHECK_", "CELERY_"))}
-    env = {
-        **clean,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "0",
-        "SECRET_KEY": "z" * 80,
-        "DATABASE_URL": "postgres://spot:pw@db.internal:5432/spotcheck",
-        "REDIS_URL": "redis://cache.internal:6379/0",
-        "SPOTCHECK_VAR_DIR": str(tmp_path),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", _READ], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    return production_read(
+        _READ,
+        env={
+            "DATABASE_URL": "postgres://spot:pw@db.internal:5432/spotcheck",
+            "REDIS_URL": "redis://cache.internal:6379/0",
+        },
+        var_dir=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_workers_ack_late_requeue_a_killed_childs_task_and_reconnect_forever_by_default(tmp_path):

@@ -80,23 +80,31 @@ MAX_BATCH_VOTES = 50
 # The hot endpoints read their input without building a serializer when it is plainly valid (JSON types, within
 # bounds): building one deep-copies its fields, most of a millisecond per answer. Anything else, every error
 # included, goes to the serializer, which stays the one judge and the one wording of what is refused.
+# The bounds are read from the serializers' own fields, so a change there changes both readings.
+_NEXT = NextInputSerializer().fields
+_VOTE = VoteInputSerializer().fields
+
+
 def _whole(value, low: int, high: int | None = None) -> bool:
     return type(value) is int and value >= low and (high is None or value <= high)
 
 
 def _plain_label(value) -> bool:
-    # ASCII printable and unpadded: what CharField(max_length=40) keeps unchanged (no trim, no NUL, no surrogate)
-    if type(value) is not str or not 0 < len(value) <= 40:
+    # ASCII printable and unpadded: what the CharField keeps unchanged (no trim, no NUL, no surrogate)
+    if type(value) is not str or not 0 < len(value) <= _VOTE["label"].max_length:
         return False
     return value.isascii() and value.isprintable() and value == value.strip()
 
 
 def _plain_vote(data) -> dict | None:
     """VoteInputSerializer's validated data for a plainly valid answer, or None."""
-    if type(data) is not dict or not _whole(data.get("item"), 1) or not _plain_label(data.get("label")):
+    if type(data) is not dict or not _whole(data.get("item"), _VOTE["item"].min_value):
+        return None
+    if not _plain_label(data.get("label")):
         return None
     ms = data.get("ms_to_answer")
-    if type(data.get("client_uuid")) is not str or not (ms is None or _whole(ms, 0, 3_600_000)):
+    bounds = (_VOTE["ms_to_answer"].min_value, _VOTE["ms_to_answer"].max_value)
+    if type(data.get("client_uuid")) is not str or not (ms is None or _whole(ms, *bounds)):
         return None
     try:
         key = uuid.UUID(data["client_uuid"])
@@ -112,12 +120,16 @@ def _plain_next(data) -> dict | None:
     """NextInputSerializer's validated data for a plainly valid request, or None."""
     if type(data) is not dict:
         return None
-    plain = {"count": data.get("count", 5)}
-    if not _whole(plain["count"], 1, 20):
+    count = _NEXT["count"]
+    plain = {"count": data.get("count", count.default)}
+    if not _whole(plain["count"], count.min_value, count.max_value):
         return None
     if "exclude" in data:
         exclude = data["exclude"]
-        if type(exclude) is not list or len(exclude) > 200 or not all(_whole(pk, 1) for pk in exclude):
+        field = _NEXT["exclude"]
+        if type(exclude) is not list or len(exclude) > field.max_length:
+            return None
+        if not all(_whole(pk, field.child.min_value) for pk in exclude):
             return None
         plain["exclude"] = exclude
     return plain

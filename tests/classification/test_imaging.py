@@ -1,6 +1,7 @@
 """Decoding untrusted bytes: formats, pixel caps before decoding, truncation, EXIF, DCT scaling, pHash."""
 
 import io
+import math
 import struct
 import zlib
 
@@ -153,6 +154,36 @@ def test_phash_survives_reencoding_and_resizing_but_tells_pictures_apart():
     others = [phash(picture(kind="dealer", color="Red", seed=s)) for s in (4, 5)]
     others.append(phash(picture(kind="placeholder", color="Red", seed=3)))
     assert all(hamming(base, other) > 12 for other in others)
+
+
+def _phash_by_definition(image) -> int:
+    """The hash written out from its definition: DCT-II of the 32x32 grey picture, the 8x8 lowest
+    frequencies (row v, column u) against the median of all but the DC term, most significant bit first."""
+    grey = list(image.convert("L").resize((32, 32), Image.Resampling.BOX).getdata())
+
+    def c(k: int, n: int) -> float:
+        return math.cos(math.pi * (2 * n + 1) * k / 64)
+
+    coefficients = [
+        sum(grey[y * 32 + x] * c(u, x) * c(v, y) for y in range(32) for x in range(32))
+        for v in range(8)
+        for u in range(8)
+    ]
+    median = sorted(coefficients[1:])[31]
+    return int("".join("1" if value > median else "0" for value in coefficients), 2)
+
+
+def test_phash_is_the_median_split_of_the_lowest_dct_frequencies():
+    pictures = [
+        picture(kind=kind, color="Blue", seed=seed) for kind in ("dealer", "stock", "placeholder") for seed in (1, 2)
+    ]
+    assert [phash(p) for p in pictures] == [_phash_by_definition(p) for p in pictures]
+
+
+def test_phash_of_a_flat_picture_is_its_brightness_bit_alone_whatever_the_colour():
+    # Every frequency but DC is zero in theory: rounding noise must not decide the other 63 bits.
+    for colour in ((10, 20, 30), (255, 255, 255), (128, 0, 64)):
+        assert phash(Image.new("RGB", (64, 48), colour)) == 1 << 63
 
 
 def test_phash_round_trips_through_the_signed_column():

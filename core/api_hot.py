@@ -30,8 +30,10 @@ from core.json_input import json_body_parse
 from core.permissions import RolePermission
 from core.roles import has_role
 
-# What DRF's content negotiation turns into JSONRenderer whatever the renderers after it.
-_JSON_ACCEPTS = frozenset({None, "", "*/*", "application/json"})
+# What DRF's content negotiation turns into JSONRenderer whatever the renderers after it (an empty Accept is
+# a 406 there), and the one body type the clients send (DRF also takes parameters, upper case, other parsers).
+_JSON_ACCEPTS = frozenset({None, "*/*", "application/json"})
+_JSON = "application/json"
 _render = JSONRenderer().render
 _session = SessionAuthentication()
 
@@ -41,7 +43,7 @@ def _plain_json(request) -> bool:
         return False
     if request.META.get("HTTP_ACCEPT") not in _JSON_ACCEPTS:
         return False
-    return request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() == "application/json"
+    return request.META.get("CONTENT_TYPE") == _JSON
 
 
 def _known_user(request):
@@ -114,7 +116,7 @@ class HotAPIView(APIView):
             if answer is None:
                 return drf_view(request, *args, **kwargs)
             status, payload = answer
-            response = HttpResponse(_render(payload), status=status, content_type="application/json")
+            response = HttpResponse(_render(payload), status=status, content_type=_JSON)
             if vary:
                 patch_vary_headers(response, [vary])
             for key, value in headers.items():

@@ -418,3 +418,13 @@ def test_a_session_post_without_its_csrf_token_is_refused_by_drf(labeler, campai
     assert response.status_code == 403
     assert response.json()["error"]["message"].startswith("CSRF Failed")
     assert not Lease.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_empty_accept_is_refused_as_drf_refuses_it_and_nothing_is_recorded(labeler, campaign):
+    client = token_client(labeler)
+    client.post("/api/v1/votes/batch/", {}, format="json")  # remembers the token: the short way could answer
+    item = ItemFactory(campaign=campaign)
+    response = client.post("/api/v1/votes/", answer(item), format="json", HTTP_ACCEPT="")
+    assert response.status_code == 406
+    assert not Vote.objects.exists()

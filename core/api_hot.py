@@ -18,7 +18,7 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpResponse
 from django.utils.cache import patch_vary_headers
-from rest_framework import exceptions
+from rest_framework import HTTP_HEADER_ENCODING, exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
@@ -50,10 +50,12 @@ def _known_user(request):
     """The user DRF's authentication would find, when finding it costs no query and refuses nothing; else None."""
     header = request.META.get("HTTP_AUTHORIZATION")
     if header is not None:
-        parts = header.split()
-        if len(parts) != 2 or parts[0].lower() != "token":
+        try:  # split as TokenAuthentication splits it (bytes: ASCII whitespace only)
+            parts = header.encode(HTTP_HEADER_ENCODING).split()
+            key = parts[1].decode() if len(parts) == 2 and parts[0].lower() == b"token" else None
+        except UnicodeError:
             return None
-        known = tokens.get(parts[1])
+        known = None if key is None else tokens.get(key)
         return None if known is None else copy.copy(known[0])
     user = request.user  # the session's (AuthenticationMiddleware), as SessionAuthentication reads it
     if not user or not user.is_active:

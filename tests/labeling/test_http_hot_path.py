@@ -428,3 +428,14 @@ def test_an_empty_accept_is_refused_as_drf_refuses_it_and_nothing_is_recorded(la
     response = client.post("/api/v1/votes/", answer(item), format="json", HTTP_ACCEPT="")
     assert response.status_code == 406
     assert not Vote.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_token_header_split_on_a_non_ascii_space_is_refused_as_drf_refuses_it(labeler, campaign):
+    client = token_client(labeler)
+    client.post("/api/v1/votes/batch/", {}, format="json")  # remembers the token: the short way could answer
+    key = Token.objects.get(user=labeler).key
+    client.credentials(HTTP_AUTHORIZATION=f"Token\xa0{key}")  # one word for DRF: no token, no session
+    response = client.post(f"/api/v1/campaigns/{campaign.pk}/next/", {}, format="json")
+    assert response.status_code == 401
+    assert not Lease.objects.exists()

@@ -602,7 +602,7 @@ LAYERS = [
     ("ORM (query building)", ("/django/db/models/", "/django/db/")),
     ("authentication + roles", ("rest_framework/authentication", "authtoken", "/core/roles", "/django/contrib/auth")),
     ("labeling (services, assignment)", ("/labeling/",)),
-    ("DRF (parsing, views, serializers)", ("rest_framework/",)),
+    ("API dispatch (DRF, core/api_hot, parsing)", ("rest_framework/", "/core/api_hot", "/core/json_input")),
     ("logging", ("/logging/", "/core/logging", "core/middleware")),
     ("json", ("/json/",)),
     ("Django request/response, middleware", ("/django/",)),

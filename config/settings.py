@@ -66,7 +66,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.outage.OutageMiddleware",
     "core.middleware.PagesLoginRequiredMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.middleware.PagesMessageMiddleware",
     "core.errors.ApplicationErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.RequestLogMiddleware",

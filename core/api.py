@@ -33,9 +33,14 @@ def error_body(*, code: str, message: str, fields=None, **extra) -> dict:
     return {"error": error}
 
 
+def application_error_body(exc: ApplicationError) -> dict:
+    """The body answering a service's refusal (with ``exc.status``)."""
+    return error_body(code=exc.code, message=exc.message, **exc.extra)
+
+
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
-        return Response(error_body(code=exc.code, message=exc.message, **exc.extra), status=exc.status)
+        return Response(application_error_body(exc), status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

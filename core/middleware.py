@@ -4,6 +4,7 @@ import logging
 import time
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
 
 request_log = logging.getLogger("spotcheck.request")
 
@@ -16,6 +17,15 @@ class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
         if request.path_info.startswith("/api/"):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class PagesMessageMiddleware(MessageMiddleware):
+    """Django's MessageMiddleware, except for the API, which never shows a message: setting up the message
+    storage on every labeling call cost more than some of the call's own work."""
+
+    def process_request(self, request):
+        if not request.path_info.startswith("/api/"):
+            super().process_request(request)
 
 
 class RequestLogMiddleware:

@@ -4,6 +4,7 @@ Every write that touches an item's tally locks the item's row first, so concurre
 applied one at a time and no vote is accepted past a decision.
 """
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -159,14 +160,25 @@ _RELEASE = "DELETE FROM labeling_lease WHERE item_id = %(item)s"
 
 
 def _read_sql() -> list[str]:
+    return _read_sql_for(connection.vendor)
+
+
+def _write_sql(*, closing: bool) -> list[str]:
+    """Statements inserting the vote; the last one answers the new vote's id, or nothing when it was not new."""
+    return _write_sql_for(connection.vendor, closing)
+
+
+# Built once per dialect (``vendor`` keys the cache; the fragments read it from the connection).
+@functools.cache
+def _read_sql_for(vendor: str) -> list[str]:
     read = _READ.format(counts=json_column("i.counts"), lock=lock_rows("i"))
     if is_postgres():
         return [f"WITH dropped_lease AS ({_DROP_LEASE})" + read]
     return [_DROP_LEASE, read]
 
 
-def _write_sql(*, closing: bool) -> list[str]:
-    """Statements inserting the vote; the last one answers the new vote's id, or nothing when it was not new."""
+@functools.cache
+def _write_sql_for(vendor: str, closing: bool) -> list[str]:
     tally = _TALLY.format(counts=json_param("counts"))
     if is_postgres():
         release = f", released AS ({_RELEASE} AND EXISTS (SELECT 1 FROM new_vote))" if closing else ""

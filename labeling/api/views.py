@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import permissions
-from core.api import error_body
+from core.api import application_error_body, error_body
+from core.api_hot import HotAPIView
 from core.errors import ApplicationError
 from labeling import services
 from labeling.api.serializers import (
@@ -54,7 +55,7 @@ class CampaignListView(generics.ListAPIView):
 _NO_CAMPAIGN = "no active campaign with this id"
 
 
-class CampaignNextView(APIView):
+class CampaignNextView(HotAPIView):
     """Lease the next items of a campaign to the caller."""
 
     permission_classes = [CanLabel]
@@ -67,28 +68,43 @@ class CampaignNextView(APIView):
             if campaign_active(pk=pk) is None:  # no such campaign comes before a wrong request
                 raise Http404(_NO_CAMPAIGN) from None
             raise
-        campaign, assigned = campaign_items_next(
-            user=request.user, campaign_id=pk, count=params["count"], exclude_ids=set(params.get("exclude", []))
-        )
-        if campaign is None:
+        answer = _next(request.user, pk, params)
+        if answer is None:
             raise Http404(_NO_CAMPAIGN)
-        choices = choices_payload(campaign)
-        return Response(
+        return Response(answer)
+
+    @classmethod
+    def hot(cls, request, user, data, pk: int):
+        try:
+            params = next_input(data)
+        except ValidationError:
+            return None
+        answer = _next(user, pk, params)
+        return None if answer is None else (200, answer)  # None: no campaign, nothing leased; DRF says 404
+
+
+def _next(user, campaign_id: int, params: dict) -> dict | None:
+    """The leased items' payload, or None when there is no such active campaign."""
+    campaign, assigned = campaign_items_next(
+        user=user, campaign_id=campaign_id, count=params["count"], exclude_ids=set(params.get("exclude", []))
+    )
+    if campaign is None:
+        return None
+    choices = choices_payload(campaign)
+    return {
+        "items": [
             {
-                "items": [
-                    {
-                        "id": a.item.pk,
-                        "image_url": a.item.image.thumbnail.url if a.item.image.thumbnail else "",
-                        "choices": choices,
-                        "lease_expires": a.expires_at,
-                    }
-                    for a in assigned
-                ]
+                "id": a.item.pk,
+                "image_url": a.item.image.thumbnail.url if a.item.image.thumbnail else "",
+                "choices": choices,
+                "lease_expires": a.expires_at,
             }
-        )
+            for a in assigned
+        ]
+    }
 
 
-class VoteCreateView(APIView):
+class VoteCreateView(HotAPIView):
     """Record an answer: 201 new, 200 replay of the same client_uuid, 409 item closed, 400 unknown label."""
 
     permission_classes = [CanLabel]
@@ -98,12 +114,21 @@ class VoteCreateView(APIView):
         answer, errors = vote_input(request.data)
         if errors is not None:
             raise ValidationError(errors)
-        result = _record(request.user, answer)
-        answered = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(vote_payload(result.vote), status=answered)
+        status_code, payload = _vote(request.user, answer)
+        return Response(payload, status=status_code)
+
+    @classmethod
+    def hot(cls, request, user, data):
+        answer, errors = vote_input(data)
+        return None if errors is not None else _vote(user, answer)
 
 
-class VoteBatchView(APIView):
+def _vote(user, answer: dict) -> tuple[int, dict]:
+    result = _record(user, answer)
+    return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), vote_payload(result.vote)
+
+
+class VoteBatchView(HotAPIView):
     """Record several answers in one request (the phone's queue upload): each is idempotent by its
     client_uuid and recorded on its own, in order; the answer lists one result per vote."""
 
@@ -112,12 +137,23 @@ class VoteBatchView(APIView):
     @extend_schema(request=VoteBatchInputSerializer, responses={200: VoteBatchResponseSerializer})
     def post(self, request):
         votes = request.data.get("votes") if isinstance(request.data, dict) else None
-        if not isinstance(votes, list) or not 1 <= len(votes) <= MAX_BATCH_VOTES:
+        if not _batch_ok(votes):
             raise ApplicationError(
                 f"votes: send a list of 1 to {MAX_BATCH_VOTES} answers",
                 extra={"fields": {"votes": [f"a list of 1 to {MAX_BATCH_VOTES} answers"]}},
             )
         return Response({"results": [_vote_result(request.user, entry) for entry in votes]})
+
+    @classmethod
+    def hot(cls, request, user, data):
+        votes = data.get("votes")
+        if not _batch_ok(votes):
+            return None
+        return 200, {"results": [_vote_result(user, entry) for entry in votes]}
+
+
+def _batch_ok(votes) -> bool:
+    return isinstance(votes, list) and 1 <= len(votes) <= MAX_BATCH_VOTES
 
 
 def _vote_result(user, entry) -> dict:
@@ -132,7 +168,7 @@ def _vote_result(user, entry) -> dict:
     try:
         result = _record(user, answer)
     except services.LabelingError as exc:
-        return {"client_uuid": key, "status": exc.status, **error_body(code=exc.code, message=exc.message, **exc.extra)}
+        return {"client_uuid": key, "status": exc.status, **application_error_body(exc)}
     return {"client_uuid": key, "status": 201 if result.created else 200, "vote": vote_payload(result.vote)}
 
 

@@ -337,3 +337,105 @@ def test_next_input_read_without_a_serializer_equals_the_serializers_verdict(dat
         with pytest.raises(ValidationError) as refused:
             next_input(data)
         assert refused.value.detail == serializer.errors
+
+
+# The short way through DRF (core.api_hot) and DRF's own dispatch must answer alike. An Accept listing two
+# types still negotiates JSON, but only DRF reads it: the same requests go the long way.
+SHORT = {"HTTP_ACCEPT": "application/json"}
+LONG = {"HTTP_ACCEPT": "application/json, text/html;q=0.5"}
+ANSWER_HEADERS = ("Content-Type", "Allow", "Vary")
+
+
+def _exchanges(client, calls, accept, monkeypatch) -> tuple[list, int]:
+    """Each call's (status, answer headers, body) with the database rolled back after, and how many of them
+    went through DRF's dispatch."""
+    from datetime import UTC, datetime
+
+    from django.db import transaction
+    from django.utils import timezone
+    from rest_framework.views import APIView
+
+    dispatched = []
+    dispatch = APIView.dispatch
+    monkeypatch.setattr(APIView, "dispatch", lambda self, *a, **k: dispatched.append(1) or dispatch(self, *a, **k))
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 12, 3, 2, 0, tzinfo=UTC))
+    out = []
+    with transaction.atomic():
+        for path, body in calls:
+            response = client.post(path, body, format="json", **accept)
+            data = response.json()
+            for vote in [
+                data.get("vote") if "item" not in data else data,
+                *[r.get("vote") for r in data.get("results", [])],
+            ]:
+                if vote and "client_uuid" in vote:
+                    vote["id"] = "a vote id"  # sequences are not rolled back on PostgreSQL
+            out.append((response.status_code, [response.get(h) for h in ANSWER_HEADERS], data))
+        transaction.set_rollback(True)
+    monkeypatch.undo()
+    return out, len(dispatched)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("auth", ["token", "session"])
+def test_the_short_way_through_drf_answers_byte_for_byte_as_drf_does(labelers, monkeypatch, auth):
+    campaign = CampaignFactory(votes_required=1, max_votes=1, gold_rate=0.0)
+    open_item, closed = ItemFactory(campaign=campaign), ItemFactory(campaign=campaign)
+    me, other = labelers(2)
+    vote_record(user=other, item_id=closed.pk, label="Stock", client_uuid=uuid.uuid4())
+    if auth == "token":
+        client = token_client(me)
+        client.post("/api/v1/votes/batch/", {}, format="json")  # remembers the token
+    else:
+        client = APIClient(enforce_csrf_checks=True)
+        client.force_login(me)
+        client.cookies["csrftoken"] = "k" * 32
+        client.credentials(HTTP_X_CSRFTOKEN="k" * 32)
+    fresh = answer(open_item)
+    calls = [
+        (f"/api/v1/campaigns/{campaign.pk}/next/", {"count": 2}),
+        ("/api/v1/votes/", fresh),  # 201
+        ("/api/v1/votes/", fresh),  # 200, a replay
+        ("/api/v1/votes/", answer(open_item, "Purple")),  # 400 unknown label (the service's refusal)
+        ("/api/v1/votes/", answer(closed)),  # 409 with the item's state
+        ("/api/v1/votes/", {**answer(closed), "item": 10**9}),  # 404
+        ("/api/v1/votes/batch/", {"votes": [fresh, answer(closed), {"item": 1}]}),
+        ("/api/v1/campaigns/999999/next/", {}),  # 404: given back to DRF
+        ("/api/v1/votes/", {"item": "x"}),  # 400: given back to DRF
+    ]
+    short, short_dispatched = _exchanges(client, calls, SHORT, monkeypatch)
+    long, long_dispatched = _exchanges(client, calls, LONG, monkeypatch)
+    assert short == long
+    assert [s for s, _, _ in short] == [200, 201, 200, 400, 409, 404, 200, 404, 400]
+    assert (short_dispatched, long_dispatched) == (2, len(calls))
+
+
+@pytest.mark.django_db
+def test_a_session_post_without_its_csrf_token_is_refused_by_drf(labeler, campaign):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(labeler)
+    response = client.post(f"/api/v1/campaigns/{campaign.pk}/next/", {}, format="json", **SHORT)
+    assert response.status_code == 403
+    assert response.json()["error"]["message"].startswith("CSRF Failed")
+    assert not Lease.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_empty_accept_is_refused_as_drf_refuses_it_and_nothing_is_recorded(labeler, campaign):
+    client = token_client(labeler)
+    client.post("/api/v1/votes/batch/", {}, format="json")  # remembers the token: the short way could answer
+    item = ItemFactory(campaign=campaign)
+    response = client.post("/api/v1/votes/", answer(item), format="json", HTTP_ACCEPT="")
+    assert response.status_code == 406
+    assert not Vote.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_token_header_split_on_a_non_ascii_space_is_refused_as_drf_refuses_it(labeler, campaign):
+    client = token_client(labeler)
+    client.post("/api/v1/votes/batch/", {}, format="json")  # remembers the token: the short way could answer
+    key = Token.objects.get(user=labeler).key
+    client.credentials(HTTP_AUTHORIZATION=f"Token\xa0{key}")  # one word for DRF: no token, no session
+    response = client.post(f"/api/v1/campaigns/{campaign.pk}/next/", {}, format="json")
+    assert response.status_code == 401
+    assert not Lease.objects.exists()

@@ -167,8 +167,12 @@ class Vote(models.Model):
 class Lease(models.Model):
     """An item reserved for one labeler until it expires, so the crowd does not over-serve an item."""
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="leases")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labeling_leases")
+    # No index of their own: (item, user), (item, expires_at) and (user, expires_at) below lead with them, and
+    # every lease is written and deleted once per answer, each index costing its update.
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="leases", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labeling_leases", db_index=False
+    )
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)
 

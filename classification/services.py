@@ -440,6 +440,30 @@ def _pool() -> ThreadPoolExecutor:
     return pool
 
 
+def _each_in_pool(items: list, work) -> list:
+    """``[work(item) for item in items]``, run by at most SPOTCHECK_FETCH_CONCURRENCY threads of the calling
+    thread's pool, each taking the next item as soon as it is done with one: one task per thread rather than
+    one future per item (the futures, their queue and the wake-ups they cost showed on a batch of 304s). The
+    first exception raised by ``work`` is raised here, after every thread has stopped."""
+    results: list = [None] * len(items)
+    indices = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with lock:
+                i = next(indices, None)
+            if i is None:
+                return
+            results[i] = work(items[i])
+
+    pool = _pool()
+    threads = [pool.submit(drain) for _ in range(min(len(items), max(1, settings.SPOTCHECK_FETCH_CONCURRENCY)))]
+    for thread in threads:
+        thread.result()
+    return results
+
+
 def urls_check(*, urls: list[str], deadline: float | None = None) -> dict[str, UrlCheck]:
     """Stage 1 of the pipeline (the fetch queue; I/O only): key every URL, never decode.
 
@@ -465,7 +489,7 @@ def urls_check(*, urls: list[str], deadline: float | None = None) -> dict[str, U
         return source.etag, source.last_modified
 
     ends_at = time.monotonic() + deadline if deadline is not None else None
-    downloads = dict(zip(unique, _pool().map(lambda u: _download(u, *validators(u), ends_at), unique), strict=True))
+    downloads = dict(zip(unique, _each_in_pool(unique, lambda u: _download(u, *validators(u), ends_at)), strict=True))
 
     updates: list[_SourceUpdate] = []
     rechecked: list[str] = []

@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -443,8 +443,8 @@ def _pool() -> ThreadPoolExecutor:
 def _each_in_pool(items: list, work) -> list:
     """``[work(item) for item in items]``, run by at most SPOTCHECK_FETCH_CONCURRENCY threads of the calling
     thread's pool, each taking the next item as soon as it is done with one: one task per thread rather than
-    one future per item (the futures, their queue and the wake-ups they cost showed on a batch of 304s). The
-    first exception raised by ``work`` is raised here, after every thread has stopped."""
+    one future per item (the futures, their queue and the wake-ups they cost showed on a batch of 304s). An
+    exception raised by ``work`` is raised here once every thread has stopped."""
     results: list = [None] * len(items)
     indices = iter(range(len(items)))
     lock = threading.Lock()
@@ -459,6 +459,7 @@ def _each_in_pool(items: list, work) -> list:
 
     pool = _pool()
     threads = [pool.submit(drain) for _ in range(min(len(items), max(1, settings.SPOTCHECK_FETCH_CONCURRENCY)))]
+    wait(threads)
     for thread in threads:
         thread.result()
     return results

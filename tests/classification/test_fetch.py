@@ -250,6 +250,21 @@ def test_a_server_closing_after_a_sized_body_is_read_in_full(picture_server, all
     assert fetch(picture_server.url("/old.jpg")).content == stock_red_jpeg
 
 
+def test_a_body_shorter_than_its_content_length_is_a_connection_error(picture_server, allow_loopback, stock_red_jpeg):
+    def cut_short(h):
+        h.send_response(200)
+        h.send_header("Content-Type", "image/jpeg")
+        h.send_header("Content-Length", str(len(stock_red_jpeg) + 1000))
+        h.end_headers()
+        h.wfile.write(stock_red_jpeg)
+        h.close_connection = True
+
+    picture_server.raw_routes["/short.jpg"] = cut_short
+    with pytest.raises(FetchFailed) as failure:
+        fetch(picture_server.url("/short.jpg"))
+    assert failure.value.reason == FetchError.CONNECTION
+
+
 def test_gzip_encoded_picture_is_decoded(picture_server, allow_loopback, stock_red_jpeg):
     picture_server.serve("/z.jpg", gzip.compress(stock_red_jpeg), headers={"Content-Encoding": "gzip"})
     assert fetch(picture_server.url("/z.jpg")).content == stock_red_jpeg

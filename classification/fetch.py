@@ -17,6 +17,7 @@ import heapq
 import http.client
 import ipaddress
 import itertools
+import re
 import select
 import socket
 import ssl
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import certifi
 from django.conf import settings
@@ -228,8 +229,14 @@ class _Target:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
 def _parse(url: str) -> _Target:
-    if not isinstance(url, str) or len(url) > 4096 or any(c in url for c in "\r\n\t\x00 "):
+    """The URL's parts as the request will carry them. Dealers' URLs are often IRIs: a non-ASCII host is sent
+    in its IDNA form and non-ASCII characters of the path and query percent-encoded as UTF-8, as browsers do;
+    whitespace and control characters are refused (they could split the request line)."""
+    if not isinstance(url, str) or len(url) > 4096 or any(c <= " " or c == "\x7f" for c in url):
         raise FetchFailed(FetchError.INVALID_URL, "not a well-formed URL")
     try:
         parts = urlsplit(url)
@@ -244,9 +251,16 @@ def _parse(url: str) -> _Target:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise FetchFailed(FetchError.INVALID_URL, "no host")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise FetchFailed(FetchError.INVALID_URL, "a host name that has no IDNA form") from None
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    if not path.isascii():
+        path = _NON_ASCII.sub(lambda match: quote(match.group(), safe=""), path)
     return _Target(scheme, host, port or (443 if scheme == "https" else 80), path)
 
 
@@ -626,6 +640,9 @@ def _roundtrip(target, conn, address, headers, watchdog, remaining, read_timeout
             location = response.headers.get("Location")
             if not location:
                 raise FetchFailed(f"http_{status}", "redirect without Location")
+            # Header bytes arrive as Latin-1; servers that send a raw IRI send it in UTF-8 (browsers read it so).
+            with contextlib.suppress(UnicodeError):
+                location = location.encode("latin-1").decode("utf-8")
             return location
         if status == 304:
             response.close()

@@ -72,6 +72,9 @@ def test_non_global_addresses_are_refused_in_every_spelling(url):
         ("http://user:pw@example.com/a.jpg", FetchError.INVALID_URL),
         ("http://example.com:99999/", FetchError.INVALID_URL),
         ("http://exa mple.com/", FetchError.INVALID_URL),
+        ("http://example.com/a\x01b.jpg", FetchError.INVALID_URL),
+        ("http://example.com/a\x7fb.jpg", FetchError.INVALID_URL),
+        ("http://example.com/a\x1fb.jpg", FetchError.INVALID_URL),
     ],
 )
 def test_other_schemes_and_malformed_urls_are_refused(url, reason):
@@ -234,6 +237,42 @@ def test_byte_cap_counts_decompressed_bytes(picture_server, allow_loopback, sett
     with pytest.raises(FetchFailed) as failure:
         fetch(picture_server.url("/bomb.jpg"))
     assert failure.value.reason == FetchError.TOO_LARGE
+
+
+def test_a_url_with_non_ascii_characters_is_fetched_with_them_percent_encoded(
+    picture_server, allow_loopback, stock_red_jpeg
+):
+    # Dealers publish IRIs ("Škoda Fabia é.jpg" minus the spaces); browsers send their UTF-8, percent-encoded.
+    picture_server.serve("/%C5%A0koda-%C3%A9.jpg?c=%C3%A7", stock_red_jpeg)
+    assert fetch(picture_server.url("/Škoda-é.jpg?c=ç")).content == stock_red_jpeg
+    # Already encoded characters stay as they are.
+    assert fetch(picture_server.url("/%C5%A0koda-%C3%A9.jpg?c=%C3%A7")).content == stock_red_jpeg
+
+
+def test_a_redirect_to_a_raw_utf8_location_is_followed(picture_server, allow_loopback, stock_red_jpeg):
+    def moved(h):
+        h.send_response(302)
+        h.send_header("Location", "/Škoda.jpg".encode().decode("latin-1"))  # the raw UTF-8 bytes on the wire
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    picture_server.raw_routes["/old-skoda.jpg"] = moved
+    picture_server.serve("/%C5%A0koda.jpg", stock_red_jpeg)
+    assert fetch(picture_server.url("/old-skoda.jpg")).content == stock_red_jpeg
+
+
+def test_an_internationalised_host_name_is_resolved_in_its_idna_form(monkeypatch):
+    asked = []
+
+    def resolve(host, port, timeout):
+        asked.append(host)
+        return ["10.0.0.1"]  # refused: nothing is fetched
+
+    monkeypatch.setattr(fetch_module, "_resolve", resolve)
+    with pytest.raises(FetchFailed) as failure:
+        fetch("http://bücher.example/a.jpg")
+    assert failure.value.reason == FetchError.BLOCKED_ADDRESS
+    assert asked == ["xn--bcher-kva.example"]
 
 
 def test_a_server_closing_after_a_sized_body_is_read_in_full(picture_server, allow_loopback, stock_red_jpeg):

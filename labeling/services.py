@@ -159,32 +159,33 @@ SET counts = {counts}, cant_tell = %(cant_tell)s, vote_count = %(vote_count)s,
 _RELEASE = "DELETE FROM labeling_lease WHERE item_id = %(item)s"
 
 
-def _read_sql() -> list[str]:
+def _read_sql() -> tuple[str, ...]:
     return _read_sql_for(connection.vendor)
 
 
-def _write_sql(*, closing: bool) -> list[str]:
+def _write_sql(*, closing: bool) -> tuple[str, ...]:
     """Statements inserting the vote; the last one answers the new vote's id, or nothing when it was not new."""
     return _write_sql_for(connection.vendor, closing)
 
 
-# Built once per dialect (``vendor`` keys the cache; the fragments read it from the connection).
+# Built once per dialect (``vendor`` keys the cache; the fragments read it from the connection), as tuples:
+# a cached list could be changed in place by a caller.
 @functools.cache
-def _read_sql_for(vendor: str) -> list[str]:
+def _read_sql_for(vendor: str) -> tuple[str, ...]:
     read = _READ.format(counts=json_column("i.counts"), lock=lock_rows("i"))
     if is_postgres():
-        return [f"WITH dropped_lease AS ({_DROP_LEASE})" + read]
-    return [_DROP_LEASE, read]
+        return (f"WITH dropped_lease AS ({_DROP_LEASE})" + read,)
+    return (_DROP_LEASE, read)
 
 
 @functools.cache
-def _write_sql_for(vendor: str, closing: bool) -> list[str]:
+def _write_sql_for(vendor: str, closing: bool) -> tuple[str, ...]:
     tally = _TALLY.format(counts=json_param("counts"))
     if is_postgres():
         release = f", released AS ({_RELEASE} AND EXISTS (SELECT 1 FROM new_vote))" if closing else ""
-        return [f"WITH new_vote AS ({_INSERT}){release}{tally} FROM new_vote WHERE labeling_item.id = %(item)s "
-                "RETURNING new_vote.id"]  # fmt: skip
-    return [_INSERT]
+        return (f"WITH new_vote AS ({_INSERT}){release}{tally} FROM new_vote WHERE labeling_item.id = %(item)s "
+                "RETURNING new_vote.id",)  # fmt: skip
+    return (_INSERT,)
 
 
 _ITEM_FIELDS = ["id", "campaign_id", "image_id", "status", "label", "counts", "cant_tell", "vote_count", "top_count",

@@ -17,8 +17,6 @@ from classification.models import FetchError
 
 # JPEG, PNG, WebP and GIF only: every other decoder Pillow ships is attack surface we do not need.
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
-# The classifier needs about 640x480; JPEGs are decoded at the smallest DCT scale at least that big.
-DECODE_SIZE = (640, 480)
 THUMBNAIL_SIDE = 800
 THUMBNAIL_QUALITY = 82
 
@@ -37,8 +35,9 @@ class ImageRejected(Exception):
 
 @dataclass
 class Decoded:
-    """A decoded picture: ``picture`` is RGB, upright, at least 640x480 when the original is, and at most
-    twice ``THUMBNAIL_SIDE`` on its long side (the thumbnail and the classifier downscale from it)."""
+    """A decoded picture: ``picture`` is RGB, upright and at most ``THUMBNAIL_SIDE`` on its long side: the
+    stored thumbnail's pixels. The classifier, the perceptual hash and the thumbnail all work on it, as
+    reclassification, evaluation and training do on the decoded thumbnail: one picture for every use."""
 
     picture: Image.Image
     width: int  # of the original, upright
@@ -97,7 +96,7 @@ def decode(data: bytes, *, max_pixels: int | None = None, long_side: int = THUMB
     try:
         if fmt in ("JPEG", "MPO"):  # camera JPEGs carrying extra frames open as MPO: the first is the JPEG
             # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, the cheapest way to get small. Ask
-            # for at least 640x480 (the classifier) and a long side of at least 800 (the thumbnail).
+            # for the smallest scale that still has the thumbnail's long side.
             image.draft("RGB", _draft_size(width, height, long_side))
         elif fmt == "GIF":
             image.seek(0)
@@ -105,9 +104,9 @@ def decode(data: bytes, *, max_pixels: int | None = None, long_side: int = THUMB
         picture = ImageOps.exif_transpose(image) if orientation not in (None, 1) else image
         if picture.mode != "RGB":
             picture = _to_rgb(picture)
-        # A DCT-scaled JPEG is already small (at most about twice the thumbnail); anything bigger (a PNG,
-        # a WebP) is area-resized now so that no full-size copy lives on.
-        if max(picture.size) > 2 * long_side:
+        # Area-resized to the thumbnail's size once, here: a DCT-scaled JPEG is at most about twice that
+        # (one short resize), a PNG or a WebP may be full size (no full-size copy lives on).
+        if max(picture.size) > long_side:
             picture = _fit(picture, long_side)
     except Image.DecompressionBombError as exc:
         raise ImageRejected(FetchError.TOO_MANY_PIXELS, str(exc)) from None
@@ -123,7 +122,7 @@ def decode(data: bytes, *, max_pixels: int | None = None, long_side: int = THUMB
 
 def _draft_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     k = min(1.0, long_side / max(width, height))
-    return (max(DECODE_SIZE[0], math.ceil(width * k)), max(DECODE_SIZE[1], math.ceil(height * k)))
+    return (math.ceil(width * k), math.ceil(height * k))
 
 
 def _orientation(image: Image.Image) -> int | None:

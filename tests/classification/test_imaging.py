@@ -91,33 +91,43 @@ def test_animated_gif_uses_the_first_frame():
     assert r > g  # the red car, not the green one
 
 
-def test_huge_jpeg_is_decoded_at_a_quarter_scale(monkeypatch):
-    data = picture_bytes(kind="stock", color="Red", width=4163, height=3330, quality=80)
+def drafted_sizes(monkeypatch) -> list[tuple[int, int]]:
+    """The sizes libjpeg was asked to decode at (JpegImageFile.draft), recorded as decode calls it."""
     sizes = []
-    original = JpegImagePlugin.JpegImageFile.draft
-    monkeypatch.setattr(
-        JpegImagePlugin.JpegImageFile, "draft", lambda self, *a: (original(self, *a), sizes.append(self.size))[0]
-    )
-    decoded = decode(data)
-    assert sizes == [(1041, 833)]
-    assert decoded.picture.size == (1041, 833)  # the thumbnail and the classifier downscale from here
-
-
-def test_large_jpeg_is_decoded_with_dct_scaling_to_at_least_640x480(monkeypatch):
-    data = picture_bytes(kind="dealer", color="Red", width=2600, height=1950)
-    drafts = []
     original = JpegImagePlugin.JpegImageFile.draft
 
     def spy(self, mode, size):
         result = original(self, mode, size)
-        drafts.append(self.size)
+        sizes.append(self.size)
         return result
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    return sizes
+
+
+def test_huge_jpeg_is_decoded_at_a_quarter_scale_then_brought_to_the_thumbnail_size(monkeypatch):
+    data = picture_bytes(kind="stock", color="Red", width=4163, height=3330, quality=80)
+    sizes = drafted_sizes(monkeypatch)
     decoded = decode(data)
-    assert drafts == [(1300, 975)]  # libjpeg decoded at 1/2 scale: >= 640x480 and >= 800 for the thumbnail
-    assert decoded.picture.size == (1300, 975)
+    assert sizes == [(1041, 833)]
+    assert decoded.picture.size == (800, 640)  # the thumbnail's pixels: the classifier and the hash see these
+
+
+def test_large_jpeg_is_decoded_at_the_smallest_dct_scale_that_keeps_the_thumbnail_size(monkeypatch):
+    data = picture_bytes(kind="dealer", color="Red", width=2600, height=1950)
+    drafts = drafted_sizes(monkeypatch)
+    decoded = decode(data)
+    assert drafts == [(1300, 975)]  # libjpeg decoded at 1/2 scale: 1/4 would be under 800 on the long side
+    assert decoded.picture.size == (800, 600)
     assert (decoded.width, decoded.height) == (2600, 1950)
+
+
+def test_portrait_jpeg_is_dct_scaled_by_its_long_side(monkeypatch):
+    data = picture_bytes(kind="dealer", color="Red", width=1950, height=3300)
+    drafts = drafted_sizes(monkeypatch)
+    decoded = decode(data)
+    assert drafts == [(488, 825)]  # 1/4: the long side is what the thumbnail needs, not the width
+    assert decoded.picture.size == (473, 800)
 
 
 def test_exif_orientation_is_applied():
@@ -194,10 +204,12 @@ def test_phash_round_trips_through_the_signed_column():
     assert hamming(stored, value) == 0
 
 
-def test_camera_mpo_jpeg_is_decoded_with_dct_scaling():
+def test_camera_mpo_jpeg_is_decoded_with_dct_scaling(monkeypatch):
     frames = [picture(kind="dealer", color="Red", width=2600, height=1950), picture(kind="stock", color="Red")]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="MPO", save_all=True, append_images=frames[1:])
+    drafts = drafted_sizes(monkeypatch)
     decoded = decode(buffer.getvalue())
+    assert drafts == [(1300, 975)]
     assert decoded.format in ("MPO", "JPEG")
-    assert decoded.picture.size == (1300, 975)
+    assert decoded.picture.size == (800, 600)

@@ -5,6 +5,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
+from core import broker
 from core.retry import RETRY
 from sitemaps import classify_run, fix_write
 
@@ -21,17 +22,30 @@ def scrape_classify(scrape_id: int) -> int:
 # Stage 2 of a scrape waits behind the classify API's pictures (an interactive request): on Redis, 0 is
 # polled first and 9 last (kombu's priority steps); the filesystem broker ignores it.
 SCRAPE_CLASSIFY_PRIORITY = 9
+STAGE_TWO_QUEUE = "classify"  # where scrape_pictures_classify is routed (settings.CELERY_TASK_ROUTES)
 
 
 @shared_task(name="sitemaps.tasks.scrape_chunk_classify")
 def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt: int = 0) -> int:
     """Stage 1 of a chunk (queue "fetch"): download and key; new pictures go to the classify queue in tasks
     of at most SPOTCHECK_CLASSIFY_CHUNK pictures (so that a chunk's pictures are shared by the classify
-    processes). Pictures that failed transiently (core.retry: timeouts, connection, 429, 5xx) are retried
-    with the policy's backoff, a few times, never sooner than a server's ``Retry-After``.
+    processes). While stage 2 is SPOTCHECK_CLASSIFY_AHEAD pictures behind, the chunk waits instead (bounded
+    staged bytes; the classify API's pictures never wait for scrapes). Pictures that failed transiently
+    (core.retry: timeouts, connection, 429, 5xx) are retried with the policy's backoff, a few times, never
+    sooner than a server's ``Retry-After``.
 
     The retry is a new message (not task.retry) so it only carries the pictures still pending.
     """
+    if _stage_two_is_full():
+        # Stage 2 is behind: what this chunk downloaded now would only wait for it on disk (a first scrape of
+        # 10,000 seed-size pictures stages 12 GB). Come back later; nothing failed, so it is not an attempt.
+        _chunk_retry(
+            scrape_chunk_classify,
+            (scrape_id, vehicle_image_ids, attempt),
+            scrape_id=scrape_id,
+            wait=settings.SPOTCHECK_CLASSIFY_AHEAD_WAIT,
+        )
+        return 0
     final = attempt >= settings.SPOTCHECK_SITEMAP_FETCH_RETRIES
     fetched = classify_run.scrape_chunk_fetch(
         scrape_id=scrape_id, vehicle_image_ids=vehicle_image_ids, final_attempt=final
@@ -44,6 +58,13 @@ def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt:
         wait = RETRY.countdown(attempt, retry_after=fetched.retry_after)
         _chunk_retry(scrape_chunk_classify, (scrape_id, fetched.retry, attempt + 1), scrape_id=scrape_id, wait=wait)
     return len(fetched.retry)
+
+
+def _stage_two_is_full() -> bool:
+    """The classify queue holds at least SPOTCHECK_CLASSIFY_AHEAD pictures of scrapes waiting (counted by
+    message, SPOTCHECK_CLASSIFY_CHUNK each). A broker that cannot tell never holds a chunk back."""
+    waiting = broker.queue_waiting(STAGE_TWO_QUEUE)
+    return waiting is not None and waiting * settings.SPOTCHECK_CLASSIFY_CHUNK >= settings.SPOTCHECK_CLASSIFY_AHEAD
 
 
 @shared_task(name="sitemaps.tasks.scrape_pictures_classify")

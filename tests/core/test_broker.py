@@ -1,14 +1,17 @@
-"""The embedded broker writes each message under a name consumers ignore, then renames it into place."""
+"""The embedded broker writes each message under a name consumers ignore, then renames it into place; the
+messages waiting in a queue are counted on either broker, and "unknown" when the broker cannot tell."""
 
 import json
 import os
 
 import pytest
+from celery import Celery
 from django.conf import settings
 from kombu import Connection
 
 from config.celery import app
-from core.broker import AtomicFilesystemTransport
+from core.broker import AtomicFilesystemTransport, queue_waiting
+from tests.support import needs_redis
 
 embedded_broker = pytest.mark.skipif(
     not settings.CELERY_BROKER_URL.startswith("filesystem://"), reason="the embedded broker is not in use (REDIS_URL)"
@@ -54,3 +57,37 @@ def test_kombus_private_put_still_has_the_shape_the_atomic_channel_overrides():
 
     assert "_put" in vars(filesystem.Channel)
     assert list(inspect.signature(filesystem.Channel._put).parameters) == ["self", "queue", "payload", "kwargs"]
+
+
+def test_queue_waiting_counts_the_messages_of_one_queue_on_the_embedded_broker(tmp_path):
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "store_processed": False}
+    counting = Celery(broker="filesystem://", broker_transport_options=options)
+    assert queue_waiting("classify", app=counting) == 0
+    with Connection("filesystem://", transport=AtomicFilesystemTransport, transport_options=options) as connection:
+        for n in range(3):
+            connection.SimpleQueue("classify").put({"n": n})
+        connection.SimpleQueue("fetch").put({"n": "other"})
+    assert queue_waiting("classify", app=counting) == 3
+
+
+@needs_redis
+def test_queue_waiting_counts_every_priority_of_a_redis_queue_and_an_empty_one_as_zero():
+    url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/15"
+    counting = Celery(broker=url)
+    with Connection(url) as connection:
+        queue = connection.SimpleQueue("spotcheck-test-waiting")
+        queue.clear()
+        assert queue_waiting("spotcheck-test-waiting", app=counting) == 0  # Redis holds no key for it
+        for priority in (0, 9, 9):
+            queue.put({"p": priority}, priority=priority)
+        try:
+            assert queue_waiting("spotcheck-test-waiting", app=counting) == 3
+        finally:
+            queue.clear()
+
+
+def test_queue_waiting_is_unknown_when_the_broker_is_unreachable_or_tasks_run_eagerly():
+    assert queue_waiting("classify", app=Celery(broker="redis://127.0.0.1:9/0")) is None
+    eager = Celery(broker="filesystem://")
+    eager.conf.task_always_eager = True
+    assert queue_waiting("classify", app=eager) is None

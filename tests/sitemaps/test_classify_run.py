@@ -205,3 +205,28 @@ def test_other_4xx_are_never_retried_on_the_scrape_path(
     scrape = ingest(advertiser, [1], django_capture_on_commit_callbacks)
     assert len(classifier.calls) == 1
     assert (scrape.done, scrape.failed) == (0, 1)
+
+
+def test_a_chunk_waits_while_stage_two_is_behind_and_the_wait_is_not_an_attempt(
+    advertiser, classifier, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    from core import broker
+
+    settings.SPOTCHECK_CLASSIFY_CHUNK, settings.SPOTCHECK_CLASSIFY_AHEAD = 50, 400
+    settings.SPOTCHECK_SITEMAP_FETCH_RETRIES = 1
+    url = "https://cdn.example.com/0/0.jpg"
+    classifier.answers = {url: [("connection", None), ("ok", False)]}
+    answers = [8, 9, 7, 0]  # messages (50 pictures each) waiting in the classify queue, as the broker says in turn
+    asked = []
+
+    def waiting(name, app=None):
+        asked.append((name, len(classifier.calls)))
+        return answers.pop(0)
+
+    monkeypatch.setattr(broker, "queue_waiting", waiting)
+    scrape = ingest(advertiser, [1], django_capture_on_commit_callbacks)
+    # 400 and 450 pictures ahead held the chunk back before any download; 350 let it through. Its connection
+    # error is retried once more (the waits did not use up the one retry), and the retry fetches at once.
+    assert asked == [("classify", 0), ("classify", 0), ("classify", 0), ("classify", 1)]
+    assert classifier.calls == [[url], [url]]
+    assert (scrape.status, scrape.done, scrape.failed) == ("done", 1, 0)

@@ -18,6 +18,18 @@ embedded_broker = pytest.mark.skipif(
 )
 
 
+def folders(tmp_path) -> dict:
+    """Transport options keeping the filesystem transport's messages in tmp_path/queue and its exchange table
+    in tmp_path/control (by default that is a "control" folder wherever the tests run)."""
+    (tmp_path / "queue").mkdir(exist_ok=True)
+    return {
+        "data_folder_in": str(tmp_path / "queue"),
+        "data_folder_out": str(tmp_path / "queue"),
+        "control_folder": str(tmp_path / "control"),
+        "store_processed": False,
+    }
+
+
 @embedded_broker
 def test_embedded_celery_uses_the_atomic_filesystem_transport():
     with app.connection_for_write() as connection:
@@ -30,19 +42,19 @@ def test_a_message_is_never_visible_half_written(tmp_path, monkeypatch):
 
     def spying_replace(src, dst):
         renamed.append(src)
-        seen_while_writing.extend(name for name in os.listdir(tmp_path) if name.endswith(".msg"))
+        seen_while_writing.extend(name for name in os.listdir(tmp_path / "queue") if name.endswith(".msg"))
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", spying_replace)
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "store_processed": False}
+    options = folders(tmp_path)
     with Connection("filesystem://", transport=AtomicFilesystemTransport, transport_options=options) as connection:
         queue = connection.SimpleQueue("jobs")
         queue.put({"n": 1})
         assert renamed and renamed[0].endswith(".jobs.msg.part")
         assert seen_while_writing == []  # before the rename no consumer-visible file existed
-        names = os.listdir(tmp_path)
+        names = os.listdir(tmp_path / "queue")
         assert len(names) == 1 and names[0].endswith(".jobs.msg")
-        assert json.loads((tmp_path / names[0]).read_text())["body"]
+        assert json.loads((tmp_path / "queue" / names[0]).read_text())["body"]
         assert queue.get(timeout=1).payload == {"n": 1}
         queue.close()
 
@@ -60,7 +72,7 @@ def test_kombus_private_put_still_has_the_shape_the_atomic_channel_overrides():
 
 
 def test_queue_waiting_counts_the_messages_of_one_queue_on_the_embedded_broker(tmp_path):
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "store_processed": False}
+    options = folders(tmp_path)
     counting = Celery(broker="filesystem://", broker_transport_options=options)
     assert queue_waiting("classify", app=counting) == 0
     with Connection("filesystem://", transport=AtomicFilesystemTransport, transport_options=options) as connection:

@@ -388,9 +388,9 @@ SPOTCHECK_CLASSIFY_MAX_URLS = env_int("SPOTCHECK_CLASSIFY_MAX_URLS", 100)
 # Pictures per stage 2 task (classify queue) of a scrape: a stage 1 chunk's new pictures are split so that
 # every classify process gets a share.
 SPOTCHECK_CLASSIFY_CHUNK = env_int("SPOTCHECK_CLASSIFY_CHUNK", 50)
-# A scrape's fetch chunk waits (SPOTCHECK_CLASSIFY_AHEAD_WAIT seconds, then asks again) while the classify queue
-# already holds this many of its pictures: staged bytes stay bounded (~1 GB of seed-size pictures) instead
-# of a whole first scrape's, and the fetch workers keep only a few seconds of stage 2's work ahead.
+# A scrape's fetch chunk waits (SPOTCHECK_CLASSIFY_AHEAD_WAIT seconds, up to 4x that while it keeps finding it
+# full, then asks again) while the classify queue already holds this many pictures: staged bytes stay bounded
+# (~1 GB of seed-size pictures) instead of a whole first scrape's, a few seconds of stage 2's work ahead.
 SPOTCHECK_CLASSIFY_AHEAD = env_int("SPOTCHECK_CLASSIFY_AHEAD", 400)
 SPOTCHECK_CLASSIFY_AHEAD_WAIT = env_float("SPOTCHECK_CLASSIFY_AHEAD_WAIT", 2.0)
 # All downloads of one POST /api/v1/classify/ together (a slow batch answers with timeouts, not a hung request).

@@ -1,5 +1,6 @@
 """Celery tasks of the sitemaps app: thin wrappers that take ids and call services; safe to run twice."""
 
+import random
 from datetime import timedelta
 
 from celery import shared_task
@@ -26,7 +27,7 @@ STAGE_TWO_QUEUE = "classify"  # where scrape_pictures_classify is routed (settin
 
 
 @shared_task(name="sitemaps.tasks.scrape_chunk_classify")
-def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt: int = 0) -> int:
+def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt: int = 0, held: int = 0) -> int:
     """Stage 1 of a chunk (queue "fetch"): download and key; new pictures go to the classify queue in tasks
     of at most SPOTCHECK_CLASSIFY_CHUNK pictures (so that a chunk's pictures are shared by the classify
     processes). While stage 2 is SPOTCHECK_CLASSIFY_AHEAD pictures behind, the chunk waits instead (bounded
@@ -34,16 +35,17 @@ def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt:
     (core.retry: timeouts, connection, 429, 5xx) are retried with the policy's backoff, a few times, never
     sooner than a server's ``Retry-After``.
 
-    The retry is a new message (not task.retry) so it only carries the pictures still pending.
+    The retry is a new message (not task.retry) so it only carries the pictures still pending. ``held``: how
+    many times in a row the chunk found stage 2 full.
     """
     if _stage_two_is_full():
         # Stage 2 is behind: what this chunk downloaded now would only wait for it on disk (a first scrape of
         # 10,000 seed-size pictures stages 12 GB). Come back later; nothing failed, so it is not an attempt.
         _chunk_retry(
             scrape_chunk_classify,
-            (scrape_id, vehicle_image_ids, attempt),
+            (scrape_id, vehicle_image_ids, attempt, held + 1),
             scrape_id=scrape_id,
-            wait=settings.SPOTCHECK_CLASSIFY_AHEAD_WAIT,
+            wait=_held_wait(held),
         )
         return 0
     final = attempt >= settings.SPOTCHECK_SITEMAP_FETCH_RETRIES
@@ -65,6 +67,14 @@ def _stage_two_is_full() -> bool:
     message, SPOTCHECK_CLASSIFY_CHUNK each). A broker that cannot tell never holds a chunk back."""
     waiting = broker.queue_waiting(STAGE_TWO_QUEUE)
     return waiting is not None and waiting * settings.SPOTCHECK_CLASSIFY_CHUNK >= settings.SPOTCHECK_CLASSIFY_AHEAD
+
+
+def _held_wait(held: int) -> float:
+    """Seconds a chunk that found stage 2 full ``held`` times before waits: SPOTCHECK_CLASSIFY_AHEAD_WAIT, longer
+    (up to 4x) while it keeps finding it full, with jitter, so that the chunks of a big scrape spread out
+    instead of all asking again every few seconds (50 chunks re-sent every 2 s cost the fetch worker ~3 ms per
+    picture of a 10,000-picture first scrape)."""
+    return settings.SPOTCHECK_CLASSIFY_AHEAD_WAIT * min(held + 1, 4) * random.uniform(1.0, 1.5)
 
 
 @shared_task(name="sitemaps.tasks.scrape_pictures_classify")

@@ -213,6 +213,7 @@ def test_a_chunk_waits_while_stage_two_is_behind_and_the_wait_is_not_an_attempt(
     from core import broker
 
     settings.SPOTCHECK_CLASSIFY_CHUNK, settings.SPOTCHECK_CLASSIFY_AHEAD = 50, 400
+    settings.SPOTCHECK_CLASSIFY_AHEAD_WAIT = 2.0
     settings.SPOTCHECK_SITEMAP_FETCH_RETRIES = 1
     url = "https://cdn.example.com/0/0.jpg"
     classifier.answers = {url: [("connection", None), ("ok", False)]}
@@ -223,10 +224,15 @@ def test_a_chunk_waits_while_stage_two_is_behind_and_the_wait_is_not_an_attempt(
         asked.append((name, len(classifier.calls)))
         return answers.pop(0)
 
+    waits = []
     monkeypatch.setattr(broker, "queue_waiting", waiting)
+    monkeypatch.setattr(classify_run, "scrape_retry_wait", lambda scrape_id, seconds: waits.append(seconds))
     scrape = ingest(advertiser, [1], django_capture_on_commit_callbacks)
     # 400 and 450 pictures ahead held the chunk back before any download; 350 let it through. Its connection
     # error is retried once more (the waits did not use up the one retry), and the retry fetches at once.
     assert asked == [("classify", 0), ("classify", 0), ("classify", 0), ("classify", 1)]
+    # Held back twice: the second wait is longer (2 s, then 4 s, each with up to half again of jitter); the
+    # stalled-run sweep was told each time. The third is the connection error's backoff.
+    assert 2.0 <= waits[0] <= 3.0 and 4.0 <= waits[1] <= 6.0 and len(waits) == 3
     assert classifier.calls == [[url], [url]]
     assert (scrape.status, scrape.done, scrape.failed) == ("done", 1, 0)

@@ -6,7 +6,7 @@ the other is stopped too, so no orphaned worker keeps consuming the queue.
 The web server is granian (``--interface wsgi``: HTTP parsed in Rust, keep-alive connections, a listen backlog
 of 2048), not Django's development server, whose backlog of 10 reset connections at 50 labelers. It replaced
 gunicorn's threads (``gthread``), whose Python HTTP parsing and thread hand-off made a next + vote cycle cost
-1.5-4 ms more CPU on 2 cores (docs/labeling.md, round 4). On SQLite it runs one process with 8 threads
+1-4 ms more CPU on 2 cores (docs/labeling.md, round 4). On SQLite it runs one process with 8 threads
 (writers then queue on a lock in that process instead of polling SQLite's busy timeout); on PostgreSQL one
 per core with 4 threads each. Neither server times out a request (gunicorn's ``--timeout`` watched the
 worker's main loop, not its request threads): the app's own deadlines bound them (the classify API's,

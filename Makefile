@@ -1,5 +1,5 @@
 # The two commands: `make run` (the app on embedded defaults) and `make test` (lint + the whole suite);
-# `make dev` is `make run` with Django's auto-reloading development server instead of gunicorn.
+# `make dev` is `make run` with Django's auto-reloading development server instead of granian.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin

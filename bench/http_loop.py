@@ -4,7 +4,7 @@ Each labeler is one thread with one keep-alive connection (http.client) and its 
 each started here as a user starts it, on a port in --port's range, in a throwaway folder or database:
 
 - ``embedded``: exactly ``make run`` (SQLite, filesystem broker, the Celery worker, the demo seed, the web
-  server of ``manage.py serve``);
+  server of ``manage.py serve``: granian);
 - ``production``: docs/deploy.md's web tier (gunicorn, threads, one process per core) with ``DEBUG=0``, PostgreSQL
   (BENCH_DATABASE_URL) and Redis (BENCH_REDIS_URL) as cache. A server with autovacuum off (CI machines) gets
   the labeling tables vacuumed between rounds instead, as production's autovacuum would.
@@ -106,7 +106,8 @@ def process_tree(root: int) -> dict[int, str]:
     roles = {}
     for pid in tree:
         cmd = _cmdline(pid)
-        roles[pid] = "web" if "gunicorn" in cmd or "runserver" in cmd else "worker" if "celery" in cmd else "other"
+        web = any(server in cmd for server in ("granian", "gunicorn", "runserver"))
+        roles[pid] = "web" if web else "worker" if "celery" in cmd else "other"
     return roles
 
 

@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn config.wsgi)."""
+"""WSGI entry point (granian config.wsgi:application in `make run`, gunicorn config.wsgi in production)."""
 
 import os
 

@@ -3,11 +3,14 @@
 Both run as child processes under this one: when either stops (Ctrl-C, a crash, a port already in use),
 the other is stopped too, so no orphaned worker keeps consuming the queue.
 
-The web server is gunicorn with threads (``gthread``: keep-alive connections, a listen backlog of 2048),
-not Django's development server, whose backlog of 10 reset connections at 50 labelers. On SQLite it runs one
-process with 8 threads (writers then queue on a lock in that process instead of polling SQLite's busy timeout);
-on PostgreSQL one per core with 4 threads each, as docs/deploy.md's web tier. ``--dev`` runs the development
-server with auto-reload instead (``make dev``).
+The web server is granian (``--interface wsgi``: HTTP parsed in Rust, keep-alive connections, a listen backlog
+of 2048), not Django's development server, whose backlog of 10 reset connections at 50 labelers. It replaced
+gunicorn's threads (``gthread``), whose Python HTTP parsing and thread hand-off made a next + vote cycle cost
+1-4 ms more CPU on 2 cores (docs/labeling.md, round 4). On SQLite it runs one process with 8 threads
+(writers then queue on a lock in that process instead of polling SQLite's busy timeout); on PostgreSQL one
+per core with 4 threads each. Neither server times out a request (gunicorn's ``--timeout`` watched the
+worker's main loop, not its request threads): the app's own deadlines bound them (the classify API's,
+the fetch timeouts). ``--dev`` runs the development server with auto-reload instead (``make dev``).
 """
 
 import os
@@ -27,7 +30,7 @@ def _interrupt(signum, frame):
 
 
 class Command(BaseCommand):
-    help = "Start the web server (gunicorn) and a Celery worker (all queues, embedded beat) together."
+    help = "Start the web server (granian) and a Celery worker (all queues, embedded beat) together."
 
     def add_arguments(self, parser):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
@@ -46,13 +49,21 @@ class Command(BaseCommand):
         if not workers:
             workers = 1 if sqlite else (os.cpu_count() or 1)
         if not threads:
-            # PostgreSQL: docs/deploy.md's web tier, 4 threads per process (the setup bench/http_loop.py measures).
             threads = 8 if sqlite else 4
+        host, _, port = addrport.rpartition(":")
         return [
-            python, "-m", "gunicorn", "config.wsgi", "--bind", addrport, "--worker-class", "gthread",
-            "--workers", str(workers), "--threads", str(threads),
-            # Phones keep their connection between answers; an idle one is closed after this many seconds.
-            "--keep-alive", "30", "--timeout", "60", "--graceful-timeout", "10",
+            python, "-m", "granian", "config.wsgi:application", "--interface", "wsgi", "--http", "1", "--no-ws",
+            "--host", host.strip("[]") or "127.0.0.1", "--port", port,
+            "--workers", str(workers), "--blocking-threads", str(threads),
+            # A crowd of phones connecting at once waits in the kernel's queue instead of being reset.
+            "--backlog", "2048",
+            # Phones keep their connection between answers; an idle one is closed after 30 s (the wait for
+            # the next request's headers).
+            "--http1-header-read-timeout", "30000",
+            # A worker that dies (a crash, the OOM killer) is started again.
+            "--respawn-failed-workers",
+            # SIGTERM: requests in flight finish; a worker still busy after 10 s is killed.
+            "--workers-kill-timeout", "10",
         ]  # fmt: skip
 
     def handle(self, *args, addrport: str, concurrency: int, workers: int, threads: int, dev: bool, **options):
@@ -70,7 +81,7 @@ class Command(BaseCommand):
             ),
             "web": subprocess.Popen(self.web_command(addrport=addrport, workers=workers, threads=threads, dev=dev)),
         }  # fmt: skip
-        server = "development server (auto-reload)" if dev else "gunicorn"
+        server = "development server (auto-reload)" if dev else "granian"
         self.stdout.write(f"Web server ({server}) on http://{addrport}/ and a Celery worker; Ctrl-C stops both.")
         signal.signal(signal.SIGTERM, _interrupt)
         code = 0

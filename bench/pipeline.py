@@ -15,8 +15,9 @@ shared with other work on this machine and is not counted). A server with autova
 the database vacuumed and analysed before each scrape instead, as production's autovacuum would.
 
 Phases: the decode floor (decode at libjpeg's DCT scale + classify of the same pictures in this process,
-before the scrape, then the same loop in as many processes at once as the classify worker has; the resize
-to the thumbnail's size, the thumbnail's encoding and the hash are the pipeline's, not the floor's);
+fastest of 3 rounds, before the scrape, then the same loop in as many processes at once as the classify
+worker has; the resize to the thumbnail's size, the thumbnail's encoding and the hash are the pipeline's,
+not the floor's);
 a first scrape of ``--pictures`` pictures (12 per car); a daily re-scrape where ``--changed`` of the cars
 were replaced by new ones (seed 001: 500k cars x 12 pictures, 5-10 % change a day); a re-scrape where
 nothing changed (every picture a 304: the fetch process's re-check rate; run --rechecks times, the median run
@@ -40,7 +41,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -432,8 +432,10 @@ def main() -> None:
                 classifier.classify(floor_picture(data))
             rounds.append(len(sample) / (time.perf_counter() - started))
             cpu_rounds.append((time.process_time() - cpu_started) / len(sample))
-        floor = statistics.median(rounds)
-        floor_cpu = statistics.median(cpu_rounds)
+        # The fastest round: other work on shared cores only ever slows a round down, and a floor measured low
+        # would make the first scrape's target easier than the cores allow.
+        floor = max(rounds)
+        floor_cpu = min(cpu_rounds)
         print(
             f"machine: {cores} cores shared with other work, load {os.getloadavg()[0]:.1f}; "
             f"{args.classify_processes} classify processes, {args.fetch_processes} fetch processes"
@@ -445,7 +447,7 @@ def main() -> None:
             f"{settings.SPOTCHECK_MAX_PIXELS / 1e6:.0f} MP per picture"
         )
         print(
-            f"decode floor (decode + classify in process, median of 3): {floor:.1f} pictures/s per process "
+            f"decode floor (decode + classify in process, fastest of 3): {floor:.1f} pictures/s per process "
             f"(wall, at this load); {floor_cpu * 1000:.1f} ms CPU per picture"
         )
         together = parallel_floor(bases_dir, args.floor_pictures, args.classify_processes)
@@ -506,7 +508,9 @@ def main() -> None:
         first = scrape(list(range(cars)))
         total = first["run"]["total"]
         first_rate = total / first["seconds"]
-        target_first = 0.8 * floor * args.classify_processes
+        # Against the better of the two floors: one process's times the processes, or all of them measured at once.
+        ceiling = max(floor * args.classify_processes, together)
+        target_first = 0.8 * ceiling
         print()
         print(
             f"first scrape: {total} pictures in {first['seconds']:.1f} s (POST {first['post_seconds']:.1f} s), "
@@ -515,6 +519,7 @@ def main() -> None:
         )
         print(
             f"  end to end {first_rate:8.1f} pictures/s   target >= 80 % of floor × {args.classify_processes} "
+            f"(or of the floor loop in {args.classify_processes} processes at once, whichever is more) "
             f"= {target_first:.1f} ({first_rate / (floor * args.classify_processes):.0%} of floor × processes; "
             f"{first_rate / together:.0%} of the floor loop run in {args.classify_processes} processes at once)"
         )

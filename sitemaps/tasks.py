@@ -63,8 +63,8 @@ def scrape_chunk_classify(scrape_id: int, vehicle_image_ids: list[int], attempt:
 
 
 def _stage_two_is_full() -> bool:
-    """The classify queue holds at least SPOTCHECK_CLASSIFY_AHEAD pictures of scrapes waiting (counted by
-    message, SPOTCHECK_CLASSIFY_CHUNK each). A broker that cannot tell never holds a chunk back."""
+    """The classify queue holds at least SPOTCHECK_CLASSIFY_AHEAD pictures waiting (counted by message,
+    SPOTCHECK_CLASSIFY_CHUNK each). A broker that cannot tell never holds a chunk back."""
     waiting = broker.queue_waiting(STAGE_TWO_QUEUE)
     return waiting is not None and waiting * settings.SPOTCHECK_CLASSIFY_CHUNK >= settings.SPOTCHECK_CLASSIFY_AHEAD
 
@@ -72,8 +72,8 @@ def _stage_two_is_full() -> bool:
 def _held_wait(held: int) -> float:
     """Seconds a chunk that found stage 2 full ``held`` times before waits: SPOTCHECK_CLASSIFY_AHEAD_WAIT, longer
     (up to 4x) while it keeps finding it full, with jitter, so that the chunks of a big scrape spread out
-    instead of all asking again every few seconds (50 chunks re-sent every 2 s cost the fetch worker ~3 ms per
-    picture of a 10,000-picture first scrape)."""
+    instead of all asking again every few seconds (50 chunks re-sent every 2 s cost the fetch worker ~4 ms per
+    picture of a 10,000-picture first scrape: 10.8 ms instead of 6.5-6.7)."""
     return settings.SPOTCHECK_CLASSIFY_AHEAD_WAIT * min(held + 1, 4) * random.uniform(1.0, 1.5)
 
 

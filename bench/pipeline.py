@@ -165,11 +165,10 @@ def floor_picture(data: bytes):
     thumbnail's JPEG encoding and the hash (printed beside the floor as "stored beside the values")."""
     from PIL import Image
 
-    from classification.imaging import THUMBNAIL_SIDE
+    from classification.imaging import draft_size
 
     picture = Image.open(io.BytesIO(data))
-    k = min(1.0, THUMBNAIL_SIDE / max(picture.size))
-    picture.draft("RGB", (round(picture.width * k), round(picture.height * k)))
+    picture.draft("RGB", draft_size(*picture.size))
     return picture.convert("RGB")
 
 

@@ -97,7 +97,7 @@ def decode(data: bytes, *, max_pixels: int | None = None, long_side: int = THUMB
         if fmt in ("JPEG", "MPO"):  # camera JPEGs carrying extra frames open as MPO: the first is the JPEG
             # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, the cheapest way to get small. Ask
             # for the smallest scale that still has the thumbnail's long side.
-            image.draft("RGB", _draft_size(width, height, long_side))
+            image.draft("RGB", draft_size(width, height, long_side))
         elif fmt == "GIF":
             image.seek(0)
         image.load()
@@ -120,7 +120,8 @@ def decode(data: bytes, *, max_pixels: int | None = None, long_side: int = THUMB
     return Decoded(picture=picture, width=width, height=height, format=fmt)
 
 
-def _draft_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+def draft_size(width: int, height: int, long_side: int = THUMBNAIL_SIDE) -> tuple[int, int]:
+    """The size to ask libjpeg's DCT scaling for: the picture scaled so its long side is ``long_side``."""
     k = min(1.0, long_side / max(width, height))
     return (math.ceil(width * k), math.ceil(height * k))
 

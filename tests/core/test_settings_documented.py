@@ -104,3 +104,12 @@ def test_every_package_tests_and_benchmarks_import_is_declared():
     declared = _declared(ROOT / "requirements.in") | _declared(ROOT / "requirements-dev.in")
     files = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
     assert _undeclared(files, declared) == []
+
+
+def test_the_dev_lock_pins_every_runtime_package_at_the_same_version():
+    """`make test` installs only requirements-dev.txt: a runtime pin missing there is missing from CI's venv."""
+
+    def pins(path):
+        return {line.strip() for line in path.read_text().splitlines() if line.strip() and line[0] not in "#-"}
+
+    assert pins(ROOT / "requirements.txt") - pins(ROOT / "requirements-dev.txt") == set()

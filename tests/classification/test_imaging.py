@@ -169,7 +169,7 @@ def test_phash_survives_reencoding_and_resizing_but_tells_pictures_apart():
 def _phash_by_definition(image) -> int:
     """The hash written out from its definition: DCT-II of the 32x32 grey picture, the 8x8 lowest
     frequencies (row v, column u) against the median of all but the DC term, most significant bit first."""
-    grey = list(image.convert("L").resize((32, 32), Image.Resampling.BOX).getdata())
+    grey = list(image.convert("L").resize((32, 32), Image.Resampling.BOX).get_flattened_data())
 
     def c(k: int, n: int) -> float:
         return math.cos(math.pi * (2 * n + 1) * k / 64)

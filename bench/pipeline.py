@@ -540,7 +540,9 @@ def main() -> None:
         print(
             f"  on {cores} dedicated cores this CPU would allow {cores * 1000 / ours:.1f} pictures/s end to end "
             f"({cores * 1000 / ours / (cores / floor_cpu):.0%} of the CPU floor × {cores}), the classify stage "
-            f"alone {args.classify_processes * 1000 / ms['classify']:.1f} pictures/s"
+            f"alone {args.classify_processes * 1000 / ms['classify']:.1f} pictures/s "
+            f"({floor_cpu * 1000 / ms['classify']:.0%} of the CPU floor × {args.classify_processes}: the first "
+            "scrape's rate where stage 1, the web and the database have cores of their own)"
         )
 
         replaced = max(1, round(cars * args.changed))

@@ -30,6 +30,7 @@ from classification.models import FetchError, GroundTruth, Image, ImageSource, M
 from classification.values import resolve
 from classification.versions import model_version_ensure_active
 from classification.vocabulary import ML_ATTRIBUTES, Attribute, ImageType, is_valid
+from core.lookups import AnyOf
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +324,7 @@ class _Known:
 
 
 def _sources_known(hashes: list[str]) -> dict[str, _Known]:
-    rows = ImageSource.objects.filter(url_hash__in=hashes).values_list(
+    rows = ImageSource.objects.filter(AnyOf(F("url_hash"), hashes)).values_list(
         "url_hash",
         "image_id",
         "etag",
@@ -340,7 +341,7 @@ def _sources_known(hashes: list[str]) -> dict[str, _Known]:
 def _sources_rechecked(hashes: list[str]) -> None:
     """URLs answered 304 with the validators we hold: one UPDATE for the batch, nothing else changes."""
     if hashes:
-        ImageSource.objects.filter(url_hash__in=hashes).update(
+        ImageSource.objects.filter(AnyOf(F("url_hash"), hashes)).update(
             last_status=304, error="", last_checked_at=timezone.now(), check_count=F("check_count") + 1
         )
 

@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
 from classification import cache, imaging, labels
@@ -320,10 +320,13 @@ class _Known:
     check_count: int
     created_at: datetime
     sha256: str | None  # of its picture
-    classified_at: datetime | None  # of its picture
+    classified: bool  # its picture is classified
 
 
 def _sources_known(hashes: list[str]) -> dict[str, _Known]:
+    # Whether the picture is classified, not when: a timestamp read is parsed into a datetime (two per URL
+    # cost a re-check's chunk ~4 ms).
+    classified = ExpressionWrapper(Q(image__classified_at__isnull=False), output_field=BooleanField())
     rows = ImageSource.objects.filter(AnyOf(F("url_hash"), hashes)).values_list(
         "url_hash",
         "image_id",
@@ -333,7 +336,7 @@ def _sources_known(hashes: list[str]) -> dict[str, _Known]:
         "check_count",
         "created_at",
         "image__sha256",
-        "image__classified_at",
+        classified,
     )
     return {row[0]: _Known(*row[1:]) for row in rows}
 
@@ -511,7 +514,7 @@ def urls_check(*, urls: list[str], deadline: float | None = None) -> dict[str, U
     def validators(url: str) -> tuple[str, str]:
         source = sources.get(hashes[url])
         # Only a URL whose picture we hold can be answered by a 304.
-        if source is None or source.image_id is None or source.classified_at is None:
+        if source is None or source.image_id is None or not source.classified:
             return "", ""
         return source.etag, source.last_modified
 

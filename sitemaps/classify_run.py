@@ -72,35 +72,39 @@ def scrape_chunk_fetch(*, scrape_id: int, vehicle_image_ids: list[int], final_at
     )
     if not rows:
         return ChunkFetched()
+    result = ChunkFetched()
+
+    def count(checks: dict) -> None:
+        """The rows moved and counted by what their URLs answered, in the transaction that records the answers."""
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        new: dict[int, list[int]] = defaultdict(list)
+        for row_id, url, shown, _changed in rows:
+            check = checks.get(url)
+            if check is not None and check.image_id is not None and not check.error:
+                if check.pending:
+                    new[check.image_id].append(row_id)
+                else:
+                    # A re-check (304) mostly finds the picture the row already shows: no image to write.
+                    groups[("done", None if shown == check.image_id else check.image_id, True)].append(row_id)
+            else:
+                error = (check.error if check is not None else "") or "no_result"
+                # The one policy (core.retry): timeouts, connection, DNS, 429 and 5xx are retried, other 4xx never.
+                if RETRY.reason_transient(error) and not final_attempt:
+                    result.retry.append(row_id)
+                else:
+                    groups[("failed", str(error)[:40])].append(row_id)
+        result.to_classify = sorted(new.items())
+        if result.retry:
+            result.retry_after = classification_services.checks_retry_after(checks=checks.values())
+        _rows_count(scrape_id=scrape_id, groups=groups, read={row: (url, changed) for row, url, _s, changed in rows})
+
     # All the chunk's downloads share half the task's time limit (200 URLs from a CDN that answers each at the
     # last second would outlast it): URLs not reached by then fail as timeouts and are retried below.
-    checks = classification_services.urls_check(
+    classification_services.urls_check(
         urls=list(dict.fromkeys(url for _id, url, _image, _changed in rows)),
         deadline=settings.CELERY_TASK_SOFT_TIME_LIMIT / 2,
+        record_with=count,
     )
-
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    new: dict[int, list[int]] = defaultdict(list)
-    result = ChunkFetched()
-    for row_id, url, shown, _changed in rows:
-        check = checks.get(url)
-        if check is not None and check.image_id is not None and not check.error:
-            if check.pending:
-                new[check.image_id].append(row_id)
-            else:
-                # A re-check (304) mostly finds the picture the row already shows: no image to write.
-                groups[("done", None if shown == check.image_id else check.image_id, True)].append(row_id)
-        else:
-            error = (check.error if check is not None else "") or "no_result"
-            # The one policy (core.retry): timeouts, connection, DNS, 429 and 5xx are retried, other 4xx never.
-            if RETRY.reason_transient(error) and not final_attempt:
-                result.retry.append(row_id)
-            else:
-                groups[("failed", str(error)[:40])].append(row_id)
-    result.to_classify = sorted(new.items())
-    if result.retry:
-        result.retry_after = classification_services.checks_retry_after(checks=checks.values())
-    _rows_count(scrape_id=scrape_id, groups=groups, read={row_id: (url, changed) for row_id, url, _s, changed in rows})
     if not result.retry and not result.to_classify:
         scrape_finish_if_complete(scrape_id=scrape_id)
     return result
@@ -166,7 +170,8 @@ def _rows_count(
     for key, ids in groups.items():
         if key[0] == "done":
             done_images.setdefault((key[2], key[1] is None), {}).update(dict.fromkeys(ids, key[1]))
-    with transaction.atomic():
+    # Without a savepoint: inside stage 1's transaction (urls_check's record_with) a failure rolls it all back.
+    with transaction.atomic(savepoint=False):
         for (cached, shown), images in done_images.items():
             pending = VehicleImage.objects.filter(
                 AnyOf(F("id"), images), scrape_id=scrape_id, status=VehicleImage.Status.PENDING

@@ -74,8 +74,8 @@ def test_a_chunk_of_200_unchanged_urls_costs_a_bounded_number_of_statements(
     scrape, _ids = rechecked_sitemap
     chunk, last = classify_run.scrape_chunks(scrape_id=scrape.id)  # the run starts; chunks of 200
     assert (len(chunk), len(last)) == (200, 4)  # the first one is measured (the last also closes the run)
-    # The scrape, its rows, their sources; one UPDATE of the sources; the rows and the run counted in a
-    # transaction (its savepoint and release here, BEGIN and COMMIT in production); URL fixes looked up; the
+    # The scrape, its rows, their sources; then in one transaction (its savepoint and release here, BEGIN and
+    # COMMIT in production) one UPDATE of the sources, the rows and the run counted, URL fixes looked up; the
     # run's completion checked. No row is read twice, and no row's URL changed, so none is compared for
     # carry-over.
     with django_assert_max_num_queries(10):

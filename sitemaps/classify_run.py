@@ -207,7 +207,9 @@ def _rows_count(
             fixes_carry_over(vehicle_image_ids=classified)
         else:
             url_fixes_follow(vehicle_image_ids=classified, urls={row: read[row][0] for row in classified})
-            fixes_carry_over(vehicle_image_ids=[row for row in classified if read[row][1]])
+            changed = [row for row in classified if read[row][1]]
+            if changed:  # an empty list still costs building the query
+                fixes_carry_over(vehicle_image_ids=changed)
     return done + failed
 
 

@@ -54,10 +54,14 @@ def queue_waiting(name: str, *, app=None) -> int | None:
         # the database work of a chunk of 304s); it is checked, and given up after one try when down.
         with app.pool.acquire(block=True, timeout=2) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-            # A passive declare only asks; it never creates the queue or changes its arguments.
-            return conn.default_channel.queue_declare(queue=name, passive=True).message_count
-    except ChannelError:
-        return 0
+            # A passive declare only asks; it never creates the queue or changes its arguments. "No such
+            # queue" is answered inside the block: an exception leaving it makes the pool close the connection
+            # (kombu's PooledConnection.__exit__), and reconnecting cost 2.6 ms of CPU per call whenever the
+            # queue was empty (every chunk of a re-check) against 0.4 ms.
+            try:
+                return conn.default_channel.queue_declare(queue=name, passive=True).message_count
+            except ChannelError:
+                return 0
     except Exception as exc:  # noqa: BLE001 - any broker failure only means "unknown"
         log.warning("broker: cannot count the messages of queue %s: %s", name, exc)
         return None

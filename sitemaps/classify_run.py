@@ -20,6 +20,7 @@ from classification.imaging import hamming
 from classification.models import Prediction
 from classification.selectors import image_values
 from classification.vocabulary import Attribute, ImageType
+from core.lookups import AnyOf
 from core.retry import RETRY
 from sitemaps.fix_write import fix_carry, url_fixes_follow
 from sitemaps.models import ManualFix, Scrape, VehicleImage
@@ -66,39 +67,44 @@ def scrape_chunk_fetch(*, scrape_id: int, vehicle_image_ids: list[int], final_at
         return ChunkFetched()
     rows = list(
         VehicleImage.objects.filter(
-            id__in=vehicle_image_ids, scrape_id=scrape_id, status=VehicleImage.Status.PENDING
-        ).values_list("id", "url", "image_id")
+            AnyOf(F("id"), vehicle_image_ids), scrape_id=scrape_id, status=VehicleImage.Status.PENDING
+        ).values_list("id", "url", "image_id", "url_changed")
     )
     if not rows:
         return ChunkFetched()
+    result = ChunkFetched()
+
+    def count(checks: dict) -> None:
+        """The rows moved and counted by what their URLs answered, in the transaction that records the answers."""
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        new: dict[int, list[int]] = defaultdict(list)
+        for row_id, url, shown, _changed in rows:
+            check = checks.get(url)
+            if check is not None and check.image_id is not None and not check.error:
+                if check.pending:
+                    new[check.image_id].append(row_id)
+                else:
+                    # A re-check (304) mostly finds the picture the row already shows: no image to write.
+                    groups[("done", None if shown == check.image_id else check.image_id, True)].append(row_id)
+            else:
+                error = (check.error if check is not None else "") or "no_result"
+                # The one policy (core.retry): timeouts, connection, DNS, 429 and 5xx are retried, other 4xx never.
+                if RETRY.reason_transient(error) and not final_attempt:
+                    result.retry.append(row_id)
+                else:
+                    groups[("failed", str(error)[:40])].append(row_id)
+        result.to_classify = sorted(new.items())
+        if result.retry:
+            result.retry_after = classification_services.checks_retry_after(checks=checks.values())
+        _rows_count(scrape_id=scrape_id, groups=groups, read={row: (url, changed) for row, url, _s, changed in rows})
+
     # All the chunk's downloads share half the task's time limit (200 URLs from a CDN that answers each at the
     # last second would outlast it): URLs not reached by then fail as timeouts and are retried below.
-    checks = classification_services.urls_check(
-        urls=list(dict.fromkeys(url for _id, url, _image in rows)), deadline=settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+    classification_services.urls_check(
+        urls=list(dict.fromkeys(url for _id, url, _image, _changed in rows)),
+        deadline=settings.CELERY_TASK_SOFT_TIME_LIMIT / 2,
+        record_with=count,
     )
-
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    new: dict[int, list[int]] = defaultdict(list)
-    result = ChunkFetched()
-    for row_id, url, shown in rows:
-        check = checks.get(url)
-        if check is not None and check.image_id is not None and not check.error:
-            if check.pending:
-                new[check.image_id].append(row_id)
-            else:
-                # A re-check (304) mostly finds the picture the row already shows: no image to write.
-                groups[("done", None if shown == check.image_id else check.image_id, True)].append(row_id)
-        else:
-            error = (check.error if check is not None else "") or "no_result"
-            # The one policy (core.retry): timeouts, connection, DNS, 429 and 5xx are retried, other 4xx never.
-            if RETRY.reason_transient(error) and not final_attempt:
-                result.retry.append(row_id)
-            else:
-                groups[("failed", str(error)[:40])].append(row_id)
-    result.to_classify = sorted(new.items())
-    if result.retry:
-        result.retry_after = classification_services.checks_retry_after(checks=checks.values())
-    _rows_count(scrape_id=scrape_id, groups=groups)
     if not result.retry and not result.to_classify:
         scrape_finish_if_complete(scrape_id=scrape_id)
     return result
@@ -144,9 +150,15 @@ def scrape_pictures_classify(
     return outcome
 
 
-def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:
+def _rows_count(
+    *, scrape_id: int, groups: dict[tuple, list[int]], read: dict[int, tuple[str, bool]] | None = None
+) -> int:
     """Move rows out of "pending" and count them in the Scrape row, in one transaction; a row is counted
     only by the statement that moves it, so a chunk run twice counts once. Fixes follow done rows.
+
+    ``read``: each row's URL and ``url_changed`` as the caller read them while the rows were pending (stage 1),
+    so that fixes follow without reading the rows again: a URL fix is looked up by those URLs, and only the
+    rows whose URL changed are compared with fixed pictures (a re-check of an unchanged sitemap has none).
 
     ``groups``: ("done", image_id, from_cache) or ("failed", reason) → row ids; image_id None for rows that
     already show their picture (a re-check). Done rows are moved by one UPDATE per kind (from cache or
@@ -158,10 +170,11 @@ def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:
     for key, ids in groups.items():
         if key[0] == "done":
             done_images.setdefault((key[2], key[1] is None), {}).update(dict.fromkeys(ids, key[1]))
-    with transaction.atomic():
+    # Without a savepoint: inside stage 1's transaction (urls_check's record_with) a failure rolls it all back.
+    with transaction.atomic(savepoint=False):
         for (cached, shown), images in done_images.items():
             pending = VehicleImage.objects.filter(
-                id__in=list(images), scrape_id=scrape_id, status=VehicleImage.Status.PENDING
+                AnyOf(F("id"), images), scrape_id=scrape_id, status=VehicleImage.Status.PENDING
             )
             if shown:
                 moved = pending.update(status=VehicleImage.Status.DONE, error="")
@@ -178,7 +191,7 @@ def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:
         for key, ids in groups.items():
             if key[0] == "failed":
                 pending = VehicleImage.objects.filter(
-                    id__in=ids, scrape_id=scrape_id, status=VehicleImage.Status.PENDING
+                    AnyOf(F("id"), ids), scrape_id=scrape_id, status=VehicleImage.Status.PENDING
                 )
                 failed += pending.update(status=VehicleImage.Status.FAILED, error=key[1])
         if done or failed:
@@ -189,8 +202,14 @@ def _rows_count(*, scrape_id: int, groups: dict[tuple, list[int]]) -> int:
                 progressed_at=_progressed_now(),
             )
     if classified:
-        url_fixes_follow(vehicle_image_ids=classified)  # fixes made before the picture could be downloaded
-        fixes_carry_over(vehicle_image_ids=classified)
+        if read is None:
+            url_fixes_follow(vehicle_image_ids=classified)  # fixes made before the picture could be downloaded
+            fixes_carry_over(vehicle_image_ids=classified)
+        else:
+            url_fixes_follow(vehicle_image_ids=classified, urls={row: read[row][0] for row in classified})
+            changed = [row for row in classified if read[row][1]]
+            if changed:  # an empty list still costs building the query
+                fixes_carry_over(vehicle_image_ids=changed)
     return done + failed
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from classification import cache as classification_cache
 from classification.cache import CacheUnavailable
 from classification.services import fix_record
+from core.lookups import AnyOf
 from sitemaps.models import Advertiser, FixOutbox, ManualFix, VehicleImage
 from sitemaps.selectors import sitemap_values, url_hash
 
@@ -113,21 +114,20 @@ def _deliver_here(outbox_id: int) -> None:
     transaction.on_commit(lambda: fix_deliver(outbox_id=outbox_id))
 
 
-def url_fixes_follow(*, vehicle_image_ids: list[int]) -> int:
+def url_fixes_follow(*, vehicle_image_ids: list[int], urls: dict[int, str] | None = None) -> int:
     """Record the URL-keyed fixes of these just-downloaded pictures on the pictures themselves (once each,
     with the original fix's time so a newer fix made since still wins). Returns how many were recorded.
-    Runs in a classification worker, which pushes the recorded fixes to the cache itself once committed."""
+    Runs in a classification worker, which pushes the recorded fixes to the cache itself once committed.
+    ``urls``: each row's URL when the caller has just read the rows and given them their picture (saves
+    reading them again; the rows a fix is recorded on are read afresh and checked all the same)."""
     # Almost never is there a URL fix: find them from the rows' URLs first, load the rows only for those.
-    hashes = {
-        row: url_hash(url)
-        for row, url in VehicleImage.objects.filter(id__in=vehicle_image_ids, image__isnull=False).values_list(
-            "id", "url"
-        )
-    }
+    if urls is None:
+        urls = dict(VehicleImage.objects.filter(id__in=vehicle_image_ids, image__isnull=False).values_list("id", "url"))
+    hashes = {row: url_hash(urls[row]) for row in vehicle_image_ids if row in urls}
     if not hashes:
         return 0
     pending = list(
-        ManualFix.objects.filter(image__isnull=True, url_hash__in=set(hashes.values()))
+        ManualFix.objects.filter(AnyOf(F("url_hash"), set(hashes.values())), image__isnull=True)
         .exclude(carried_to__isnull=False)
         .select_related("advertiser", "user")
         .order_by("created_at", "id")
@@ -136,9 +136,9 @@ def url_fixes_follow(*, vehicle_image_ids: list[int]) -> int:
         return 0
     wanted = {fix.url_hash for fix in pending}
     by_hash: dict[str, list[VehicleImage]] = {}
-    for vi in VehicleImage.objects.filter(id__in=[row for row, h in hashes.items() if h in wanted]).select_related(
-        "vehicle__advertiser", "image"
-    ):
+    for vi in VehicleImage.objects.filter(
+        id__in=[row for row, h in hashes.items() if h in wanted], image__isnull=False
+    ).select_related("vehicle__advertiser", "image"):
         by_hash.setdefault(url_hash(vi.url), []).append(vi)
     followed = 0
     for url_fix in pending:

@@ -98,6 +98,19 @@ def test_queue_waiting_counts_every_priority_of_a_redis_queue_and_an_empty_one_a
             queue.clear()
 
 
+@needs_redis
+def test_counting_an_empty_redis_queue_keeps_the_pooled_connection(monkeypatch):
+    url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/15"
+    counting = Celery(broker=url)
+    with Connection(url) as connection:
+        connection.SimpleQueue("spotcheck-test-empty").clear()
+    connects = []
+    establish = Connection._establish_connection
+    monkeypatch.setattr(Connection, "_establish_connection", lambda self: connects.append(1) or establish(self))
+    assert [queue_waiting("spotcheck-test-empty", app=counting) for _ in range(3)] == [0, 0, 0]
+    assert len(connects) <= 1  # connected once at most (the pool may hold one), not for each "no such queue"
+
+
 def test_queue_waiting_is_unknown_when_the_broker_is_unreachable_or_tasks_run_eagerly():
     assert queue_waiting("classify", app=Celery(broker="redis://127.0.0.1:9/0")) is None
     eager = Celery(broker="filesystem://")

@@ -31,7 +31,7 @@ class FakePipeline:
             self.images[url] = image.id
         return self.images[url]
 
-    def urls_check(self, *, urls, deadline=None):
+    def urls_check(self, *, urls, deadline=None, record_with=None):
         self.calls.append(list(urls))
         out = {}
         for url in urls:
@@ -41,6 +41,8 @@ class FakePipeline:
                 out[url] = UrlCheck(url=url, image_id=self.image_for(url), pending=not known)
             else:
                 out[url] = UrlCheck(url=url, error=kind, transient=kind == "connection")
+        if record_with is not None:
+            record_with(out)
         return out
 
     def images_classify(self, *, image_ids):

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -452,14 +452,73 @@ def _pool() -> ThreadPoolExecutor:
 # answers per second. A CDN answering in 20-100 ms has all of them busy after three round trips.
 _FIRST_THREADS = 2
 _SLOW_ANSWER = 0.005  # seconds
+_WAITING_POLL = 0.02  # seconds
 
 
-def _each_in_pool(items: list, work) -> list:
+# The bodies a batch's downloads hand over wait for the calling thread, which stages them (storage, then the
+# database) in batches of _STAGE_BATCH_BYTES while the downloads go on; a download finding _STAGE_AHEAD_BYTES
+# waiting waits too. A chunk then holds at most that plus the downloads in flight (each under the byte cap),
+# instead of every body of its 200 URLs at once (200 x the 20 MB cap: 4 GB in one fetch process).
+_STAGE_BATCH_BYTES = 16 * 2**20
+_STAGE_AHEAD_BYTES = 64 * 2**20
+
+
+class _Staging:
+    """Downloaded bodies on their way from the download threads to ``_images_stage`` on the calling thread,
+    one per SHA-256; ``stored`` and ``rejected`` collect what staging made of them."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._waiting: dict[str, bytes] = {}
+        self._waiting_bytes = 0
+        self._seen: set[str] = set()
+        self.closed = False  # the calling thread gave up (an error): hand nothing over, download nothing more
+        self.stored: dict[str, Image] = {}
+        self.rejected: dict[str, ImageRejected] = {}
+
+    def hand_over(self, sha256: str, content: bytes) -> None:
+        """On a download thread: queue the body for staging (once per SHA-256), waiting while the calling
+        thread has _STAGE_AHEAD_BYTES to stage already."""
+        with self._ready:
+            if sha256 in self._seen:
+                return
+            self._seen.add(sha256)
+            while self._waiting and self._waiting_bytes >= _STAGE_AHEAD_BYTES and not self.closed:
+                self._ready.wait()
+            if not self.closed:
+                self._waiting[sha256] = content
+                self._waiting_bytes += len(content)
+
+    def stage(self, *, final: bool = False) -> None:
+        """On the calling thread: stage what waits, once there is a batch of it (or all of it, ``final``)."""
+        with self._ready:
+            if not self._waiting or (self._waiting_bytes < _STAGE_BATCH_BYTES and not final):
+                return
+            batch, self._waiting, self._waiting_bytes = self._waiting, {}, 0
+        try:
+            stored, rejected = _images_stage(batch)
+        finally:
+            del batch  # the bodies go before the waiting downloads hand over more
+            with self._ready:
+                self._ready.notify_all()
+        self.stored.update(stored)
+        self.rejected.update(rejected)
+
+    def close(self) -> None:
+        with self._ready:
+            self.closed = True
+            self._waiting, self._waiting_bytes = {}, 0
+            self._ready.notify_all()
+
+
+def _each_in_pool(items: list, work, *, while_waiting: Callable[[], None] | None = None) -> list:
     """``[work(item) for item in items]``, run by at most SPOTCHECK_FETCH_CONCURRENCY threads of the calling
     thread's pool, each taking the next item as soon as it is done with one: one task per thread rather than
     one future per item (the futures, their queue and the wake-ups they cost showed on a batch of 304s).
     ``_FIRST_THREADS`` start; each item that took ``_SLOW_ANSWER`` or longer starts another while under the
-    limit. An exception raised by ``work`` is raised here once every thread has stopped."""
+    limit. ``while_waiting``: called on the calling thread every ``_WAITING_POLL`` seconds until the threads
+    are done (the calling thread's share of the work, e.g. the database). An exception raised by ``work`` is
+    raised here once every thread has stopped."""
     results: list = [None] * len(items)
     indices = iter(range(len(items)))
     lock = threading.Lock()
@@ -488,7 +547,11 @@ def _each_in_pool(items: list, work) -> list:
             started_since = threads[waited:]
         if not started_since:
             break
-        wait(started_since)
+        if while_waiting is None:
+            wait(started_since)
+        else:
+            while wait(started_since, timeout=_WAITING_POLL).not_done:
+                while_waiting()
         waited += len(started_since)
     for thread in threads:
         thread.result()
@@ -527,11 +590,25 @@ def urls_check(
         return source.etag, source.last_modified
 
     ends_at = time.monotonic() + deadline if deadline is not None else None
-    downloads = dict(zip(unique, _each_in_pool(unique, lambda u: _download(u, *validators(u), ends_at)), strict=True))
+    staging = _Staging()
+
+    def download(url: str) -> _Download:
+        if staging.closed:
+            return _Download(failure=FetchFailed(FetchError.CONNECTION, "the batch was abandoned"))
+        d = _download(url, *validators(url), ends_at)
+        if d.fetched is not None and d.fetched.content is not None:
+            staging.hand_over(d.sha256, d.fetched.content)
+            d.fetched = replace(d.fetched, content=None)  # the staging's reference is the only one left
+        return d
+
+    try:
+        downloads = dict(zip(unique, _each_in_pool(unique, download, while_waiting=staging.stage), strict=True))
+        staging.stage(final=True)
+    finally:
+        staging.close()
 
     updates: list[_SourceUpdate] = []
     rechecked: list[str] = []
-    bodies: dict[str, bytes] = {}
     for url, d in downloads.items():
         check = checks[url]
         if d.failure is not None:
@@ -565,9 +642,8 @@ def urls_check(
             )
             continue
         check.sha256 = d.sha256
-        bodies.setdefault(d.sha256, fetched.content)
 
-    stored, rejected = _images_stage(bodies)
+    stored, rejected = staging.stored, staging.rejected
     for url, d in downloads.items():
         check = checks[url]
         if d.failure is not None or d.fetched.not_modified:

@@ -461,8 +461,8 @@ _WAITING_POLL = 0.02  # seconds
 # instead of every body of its 200 URLs at once (200 x the 20 MB cap: 4 GB in one fetch process). A chunk of
 # seed-size pictures (~250 MB) never waits. Batches of 16 MB with 64 MB ahead bounded a process at a quarter of
 # the memory but cost the classify processes ~7 ms of CPU per picture more on a 2,000-picture first scrape
-# (bench/pipeline.py: 50.0 against 43.4 ms; 47.9 with these sizes), as freeing bodies sooner hands pages back
-# to the kernel that other processes then fault in again.
+# (bench/pipeline.py: 50.0 against 43.4 ms; 47.9 with these sizes), most likely because bodies freed sooner
+# hand pages back to the kernel that other processes then fault in again (on the VM it was measured on).
 _STAGE_BATCH_BYTES = 64 * 2**20
 _STAGE_AHEAD_BYTES = 256 * 2**20
 

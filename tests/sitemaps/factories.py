@@ -66,3 +66,17 @@ def predict(image: Image, *, image_type: str | None = None, color: str | None = 
             Prediction.objects.update_or_create(
                 image=image, attribute=attribute, defaults={"value": value, "score": 0.9, "model_version": version}
             )
+
+
+def inventory(vehicles: list[int]) -> list:
+    """An inventory as the API parses it: vehicle ``C{i}`` shows ``n`` pictures
+    ``https://cdn.example.com/{i}/{p}.jpg`` for each ``n`` of ``vehicles``."""
+    from sitemaps.ingest import inventory_parse
+
+    payload = {
+        "vehicles": [
+            {"external_id": f"C{i}", "images": [f"https://cdn.example.com/{i}/{p}.jpg" for p in range(n)]}
+            for i, n in enumerate(vehicles)
+        ]
+    }
+    return inventory_parse(payload=payload)

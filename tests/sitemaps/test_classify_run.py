@@ -9,7 +9,7 @@ from classification.services import Classified, UrlCheck
 from sitemaps import classify_run
 from sitemaps.ingest import inventory_parse, scrape_ingest
 from sitemaps.models import Scrape, VehicleImage
-from tests.sitemaps.factories import ImageFactory, predict
+from tests.sitemaps.factories import ImageFactory, inventory, predict
 
 pytestmark = pytest.mark.django_db
 
@@ -62,14 +62,8 @@ def classifier(monkeypatch, settings):
 
 
 def ingest(advertiser, vehicles, capture):
-    payload = {
-        "vehicles": [
-            {"external_id": f"C{i}", "images": [f"https://cdn.example.com/{i}/{p}.jpg" for p in range(n)]}
-            for i, n in enumerate(vehicles)
-        ]
-    }
     with capture(execute=True):
-        scrape = scrape_ingest(advertiser=advertiser, vehicles=inventory_parse(payload=payload))
+        scrape = scrape_ingest(advertiser=advertiser, vehicles=inventory(vehicles))
     scrape.refresh_from_db()
     return scrape
 

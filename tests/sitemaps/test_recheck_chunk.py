@@ -11,9 +11,9 @@ from classification.models import ImageSource
 from classification.services import url_hash
 from sitemaps import classify_run
 from sitemaps.fixes import FixChange, fixes_apply
-from sitemaps.ingest import inventory_parse, scrape_ingest
+from sitemaps.ingest import scrape_ingest
 from sitemaps.models import ManualFix, VehicleImage
-from tests.sitemaps.factories import ImageFactory, predict
+from tests.sitemaps.factories import ImageFactory, inventory, predict
 
 pytestmark = pytest.mark.django_db
 
@@ -45,14 +45,8 @@ def known(url, image=None):
 
 def rescrape(advertiser, vehicles, django_capture_on_commit_callbacks):
     """The inventory posted again: every visible row pending under a new scrape (its chunks not sent)."""
-    payload = {
-        "vehicles": [
-            {"external_id": f"C{i}", "images": [f"https://cdn.example.com/{i}/{p}.jpg" for p in range(n)]}
-            for i, n in enumerate(vehicles)
-        ]
-    }
     with django_capture_on_commit_callbacks(execute=False):
-        scrape = scrape_ingest(advertiser=advertiser, vehicles=inventory_parse(payload=payload))
+        scrape = scrape_ingest(advertiser=advertiser, vehicles=inventory(vehicles))
     ids = list(VehicleImage.objects.filter(scrape=scrape).order_by("id").values_list("id", flat=True))
     return scrape, ids
 

@@ -207,9 +207,7 @@ def _rows_count(
             fixes_carry_over(vehicle_image_ids=classified)
         else:
             url_fixes_follow(vehicle_image_ids=classified, urls={row: read[row][0] for row in classified})
-            changed = [row for row in classified if read[row][1]]
-            if changed:  # an empty list still costs building the query
-                fixes_carry_over(vehicle_image_ids=changed)
+            fixes_carry_over(vehicle_image_ids=[row for row in classified if read[row][1]])
     return done + failed
 
 
@@ -302,6 +300,8 @@ def fixes_carry_over(*, vehicle_image_ids: list[int]) -> int:
     picture per row), and each of its latest fixes is recorded again on the new picture with a reference to
     the original. A row is checked once, when its new URL is first classified.
     """
+    if not vehicle_image_ids:  # no statement, but building the query cost a re-check chunk 5 % of its CPU
+        return 0
     rows = list(
         VehicleImage.objects.filter(id__in=vehicle_image_ids, url_changed=True, image__isnull=False).select_related(
             "vehicle__advertiser", "image"

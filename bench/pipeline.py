@@ -5,14 +5,14 @@
 
 Starts, on 127.0.0.1 and in a dedicated PostgreSQL database (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/spotcheck_pipeline_bench, created and dropped here) and Redis database
-(BENCH_REDIS_URL, default redis://127.0.0.1:6379/3, flushed): a picture server (its own process; JPEGs of
-``--size``, each URL distinct bytes, with ETag and Last-Modified so conditional GETs are answered 304), gunicorn
-(config.wsgi), a fetch worker (``-Q fetch --pool prefork -c <--fetch-processes>``) and a classify worker
-(``-Q classify --pool prefork -c <cores>``), as docs/deploy.md runs them. Scrapes are posted to
-``POST /api/v1/advertisers/{slug}/scrapes/`` with a staff token and followed on ``GET /api/v1/scrapes/{id}/``.
-CPU is read from /proc for each process tree and for the PostgreSQL backends of the bench database (Redis is
-shared with other work on this machine and is not counted). A server with autovacuum off (CI machines) gets
-the database vacuumed and analysed before each scrape instead, as production's autovacuum would.
+(BENCH_REDIS_URL, default redis://127.0.0.1:6379/3, flushed): a picture server (its own process; JPEGs of ``--size``,
+each URL distinct bytes, with ETag and Last-Modified so conditional GETs are answered 304), gunicorn (config.wsgi), a
+fetch worker (``-Q fetch --pool prefork -c <--fetch-processes>``, with docs/deploy.md's ``GLIBC_TUNABLES``) and a
+classify worker (``-Q classify --pool prefork -c <cores>``), as docs/deploy.md runs them. Scrapes are posted to ``POST
+/api/v1/advertisers/{slug}/scrapes/`` with a staff token and followed on ``GET /api/v1/scrapes/{id}/``. CPU is read from
+/proc for each process tree and for the PostgreSQL backends of the bench database (Redis is shared with other work on
+this machine and is not counted). A server with autovacuum off (CI machines) gets the database vacuumed and analysed
+before each scrape instead, as production's autovacuum would.
 
 Phases: the decode floor (decode at libjpeg's DCT scale + classify of the same pictures in this process,
 fastest of 3 rounds, before the scrape, then the same loop in as many processes at once as the classify
@@ -57,6 +57,8 @@ PICTURES_PER_CAR = 12
 SEED_001_PICTURES = 500_000 * PICTURES_PER_CAR
 BASE_PICTURES = 16  # generated once; each URL gets distinct bytes (a comment segment) on top of one of them
 LAST_MODIFIED = "Wed, 21 Oct 2026 07:28:00 GMT"
+# The fetch worker's environment in docs/deploy.md: bodies come from malloc's heap and stay with the process.
+FETCH_GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456"
 
 
 # --- the picture server (child process) ------------------------------------------------------------------
@@ -379,9 +381,11 @@ def main() -> None:
 
     processes: dict[str, subprocess.Popen] = {}
 
-    def start(name: str, command: list[str]) -> subprocess.Popen:
+    def start(name: str, command: list[str], extra_env: dict | None = None) -> subprocess.Popen:
         with open(logs / f"{name}.log", "w") as log:
-            child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            child = subprocess.Popen(
+                command, cwd=ROOT, env={**env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT
+            )
         children.append(child)
         processes[name] = child
         return child
@@ -409,6 +413,7 @@ def main() -> None:
             [python, "-m", "celery", "-A", "config", "worker", "-Q", "fetch", "--pool", "prefork",
              "-c", str(args.fetch_processes), "-n", "fetch@bench", "-l", "WARNING",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            {"GLIBC_TUNABLES": FETCH_GLIBC_TUNABLES},
         )  # fmt: skip
         start(
             "classify",
@@ -536,6 +541,17 @@ def main() -> None:
             f"{floor_cpu * 1000 / ms['classify']:.0%} of it is decode + classify), fetch worker {ms['fetch']:.1f} ms, "
             f"web {ms['web']:.1f} ms, PostgreSQL {ms['database']:.1f} ms, picture server {ms['pictures']:.1f} ms "
             "(Redis not counted)"
+        )
+        # The target's CPU budget: at the target rate, with every core busy all the time and no loss to
+        # scaling, each picture may cost cores / target of CPU; the floor takes its share, the rest is left.
+        left = cores * 1000 / target_first - floor_cpu * 1000
+        beyond = ms["classify"] - floor_cpu * 1000 + ms["fetch"] + ms["web"] + ms["database"] + ms["pictures"]
+        print(
+            f"  beyond decode + classify: {beyond:.1f} ms of CPU per picture on these cores (classify worker "
+            f"{ms['classify'] - floor_cpu * 1000:.1f}, of it the thumbnail and the pHash "
+            f"{1000 * sum(extras.values()):.1f} in process; fetch worker {ms['fetch']:.1f}; web, PostgreSQL and "
+            f"the picture server {ms['web'] + ms['database'] + ms['pictures']:.1f}); the target leaves {left:.1f} ms "
+            "(every core busy, perfect scaling)"
         )
         print(
             f"  on {cores} dedicated cores this CPU would allow {cores * 1000 / ours:.1f} pictures/s end to end "

@@ -954,11 +954,34 @@ def urls_outcomes(*, urls: list[str], checks: dict[str, UrlCheck], advertiser: s
     return [_outcome(checks[u], entries.get(checks[u].image_id), advertiser) for u in urls]
 
 
+def bytes_check(*, data: bytes, name: str, record_source: bool = False) -> UrlCheck:
+    """Stage 1 for bytes already in hand (an upload, an object of our bucket): ``urls_check`` without the
+    download, ``name`` in place of the URL. A known, classified SHA-256 is a hit; new bytes are header-checked
+    (never decoded), staged and their picture row created unclassified (``pending``); refused bytes answer
+    their ``error``. With ``record_source``, ``name`` (``s3://…``) is recorded as a source, as
+    ``bytes_classify`` does."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    check = UrlCheck(url=name, sha256=sha256)
+    stored, rejected = _images_stage({sha256: data})
+    if sha256 in rejected:
+        check.error = rejected[sha256].reason
+        update = _SourceUpdate(url=name, error=check.error, status=None)
+    else:
+        image = stored[sha256]
+        check.image_id, check.pending = image.pk, image.classified_at is None
+        update = _SourceUpdate(url=name, image_id=image.pk, status=None)
+    if record_source:  # before stage 2, which moves a refusal of the bytes onto the picture's sources
+        _sources_record([update])
+    return check
+
+
 def bytes_classify(
     *, data: bytes, name: str, advertiser: str | None = None, record_source: bool = False
 ) -> ClassifyOutcome:
-    """``urls_classify`` for bytes already in hand (a file): the same outcome, ``name`` in place of the URL.
-    With ``record_source``, ``name`` is an address worth keeping (``s3://…``) and is recorded as a source."""
+    """``urls_classify`` for bytes already in hand (a file): the same outcome, ``name`` in place of the URL,
+    both stages in this process (commands, the bucket task already on the classify queue; the API sends
+    stage 2 to the queue: ``dispatch.bytes_classify_queued``). With ``record_source``, ``name`` is an address
+    worth keeping (``s3://…``) and is recorded as a source."""
     sha256 = hashlib.sha256(data).hexdigest()
     known = Image.objects.filter(sha256=sha256, classified_at__isnull=False).exists()
     check = UrlCheck(url=name, sha256=sha256)

@@ -1,7 +1,8 @@
 """POST /api/v1/classify/: one URL or a batch, classified now: downloads in parallel in the request, new
 pictures decoded and classified on the classify queue (``classification.dispatch``); or one picture sent as
-a multipart upload, or one object of our bucket named by its ``s3://`` key. Each answer reports the backends
-the pictures were sent to and the estimated cost."""
+a multipart upload, or one object of our bucket named by its ``s3://`` key: hashed, header-checked and
+staged in the request, decoded and classified on the classify queue likewise (never in the web process).
+Each answer reports the backends the pictures were sent to and the estimated cost."""
 
 from django.conf import settings
 from django.utils import timezone
@@ -12,11 +13,10 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classification import bucket
-from classification.dispatch import urls_classify_queued
+from classification.dispatch import bytes_classify_queued, object_classify_queued, urls_classify_queued
 from classification.labels import usage_report
 from classification.models import FetchError
-from classification.services import ClassifyOutcome, bytes_classify
+from classification.services import ClassifyOutcome
 from core.errors import ApplicationError
 from core.permissions import CLASSIFY, api_requires
 from core.roles import is_staff_reviewer
@@ -94,7 +94,8 @@ class ClassifyOutputSerializer(serializers.Serializer):
 
 class ClassifyView(APIView):
     """Classify pictures by URL, upload or bucket key. A URL that cannot be fetched is a result with its
-    ``error``, not a failure; an upload or key that is not a picture we accept answers 400 (413 when too big)."""
+    ``error``, not a failure; an upload or key that is not a picture we accept answers 400 (413 when too big);
+    one not classified by the deadline is a result with the error ``timeout``, like a URL's."""
 
     permission_classes = [
         api_requires(*CLASSIFY, message="Only staff and service tokens may ask the server to fetch URLs.")
@@ -129,27 +130,29 @@ class ClassifyView(APIView):
         if advertiser and not is_staff_reviewer(request.user):
             raise PermissionDenied("Only staff may ask for an advertiser's view.")
         started = timezone.now()
+        deadline = settings.SPOTCHECK_CLASSIFY_API_DEADLINE
         if "file" in data or "key" in data:
-            outcomes = [self._one(data, advertiser)]
+            outcomes = [self._one(data, advertiser, deadline)]
         else:
             urls = [data["url"]] if "url" in data else data["urls"]
-            deadline = settings.SPOTCHECK_CLASSIFY_API_DEADLINE
             outcomes = urls_classify_queued(urls=urls, advertiser=advertiser, deadline=deadline)
         usage = usage_report(image_ids=[o.image_id for o in outcomes if o.image_id], since=started)
         return Response({"results": [o.as_result() for o in outcomes], "usage": usage.as_dict()})
 
     @staticmethod
-    def _one(data: dict, advertiser: str | None) -> ClassifyOutcome:
+    def _one(data: dict, advertiser: str | None, deadline: float) -> ClassifyOutcome:
         """An uploaded picture or a bucket object; a refusal raises ApplicationError (the one error shape)."""
         cap = settings.SPOTCHECK_FETCH_MAX_BYTES
         if "file" in data:
             upload = data["file"]
             if upload.size > cap:
                 raise ApplicationError(f"At most {cap} bytes.", code=FetchError.TOO_LARGE, status=413)
-            outcome = bytes_classify(data=upload.read(), name=upload.name or "upload", advertiser=advertiser)
+            name = upload.name or "upload"
+            outcome = bytes_classify_queued(data=upload.read(), name=name, advertiser=advertiser, deadline=deadline)
         else:
-            outcome = bucket.object_classify(uri=data["key"], advertiser=advertiser)
-        if outcome.error:
+            outcome = object_classify_queued(uri=data["key"], advertiser=advertiser, deadline=deadline)
+        # Not classified in time is no refusal of the picture: it is classified on the queue (asked again, a hit).
+        if outcome.error and outcome.error != FetchError.TIMEOUT:
             status = 413 if outcome.error == FetchError.TOO_LARGE else 400
             raise ApplicationError(REFUSALS.get(outcome.error, outcome.error), code=outcome.error, status=status)
         return outcome

@@ -1,6 +1,7 @@
 """Celery task for bucket events: classify one object of our bucket (classify queue: it reads the object from
-our own storage, then decodes and classifies it like an upload; the fetch queue never decodes). Safe to run
-twice: a known picture is never classified again."""
+our own storage, then decodes and classifies it in this process, both stages here: sending stage 2 to its own
+queue and waiting for it could deadlock; the fetch queue never decodes). Safe to run twice: a known picture is
+never classified again."""
 
 from __future__ import annotations
 

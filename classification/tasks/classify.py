@@ -1,6 +1,6 @@
 """Celery tasks of the pipeline: stage 1 for URLs announced from outside (Event Grid blobs; fetch queue),
-stage 2 for one picture (the API's batches, those URLs; classify queue) and re-classification after a
-promotion. Scrapes run their stages through ``sitemaps.tasks``.
+stage 2 for one picture (the API's batches, uploads and bucket keys, those URLs; classify queue) and
+re-classification after a promotion. Scrapes run their stages through ``sitemaps.tasks``.
 
 Thin: each loads by id and calls a service; all are safe to run twice (a known picture is never classified
 again) and retry only named transient errors, with capped backoff.
@@ -46,10 +46,11 @@ def urls_fetch(self, urls: list[str]) -> int:
     time_limit=90,
 )
 def image_classify(self, image_id: int) -> bool:
-    """Stage 2 for one picture staged by the fetch stage (the API's batches send one task per new picture,
-    so the classify processes share a batch). Returns whether it was classified now. A transiently failing
-    backend leaves the picture without values (an API request waiting for it answers with the defaults)
-    and is retried with backoff (never sooner than a throttling backend's Retry-After)."""
+    """Stage 2 for one picture staged by stage 1 (the API's batches send one task per new picture, so the
+    classify processes share a batch; its uploads and bucket keys one each). Returns whether it was
+    classified now. A transiently failing backend leaves the picture without values (an API request waiting
+    for it answers with the defaults) and is retried with backoff (never sooner than a throttling backend's
+    Retry-After)."""
     result = services.images_classify(image_ids=[image_id])[image_id]
     if result.transient and self.request.retries < self.max_retries:
         raise self.retry(countdown=RETRY.countdown(self.request.retries, retry_after=result.retry_after))

@@ -1,5 +1,5 @@
 """Fixtures for classification tests: a local picture server that records what it was asked, loopback
-fetching switched on for it, and a spy counting classifier runs."""
+fetching switched on for it, and spies counting classifier runs and decodes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from classification import imaging
 from classification.classifiers.builtin import BuiltinClassifier
 from classification.synthetic import picture_bytes
 
@@ -131,6 +132,20 @@ def classifier_runs(monkeypatch):
         return original(self, picture)
 
     monkeypatch.setattr(BuiltinClassifier, "classify", counting)
+    return calls
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Counts pictures decoded (the CPU work stage 1 must never do)."""
+    calls: list[int] = []
+    original = imaging.decode
+
+    def counting(data, **kwargs):
+        calls.append(1)
+        return original(data, **kwargs)
+
+    monkeypatch.setattr(imaging, "decode", counting)
     return calls
 
 

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from classification import imaging, services
+from classification import services
 from classification.classifiers import ClassifierError
 from classification.classifiers.builtin import BuiltinClassifier
 from classification.models import Image, ImageSource, Prediction
@@ -28,20 +28,6 @@ def run_like_a_worker(task, *args):
             return signature.apply(throw=True)
         except Retry as retry:
             signature = retry.sig
-
-
-@pytest.fixture
-def decodes(monkeypatch):
-    """Counts pictures decoded (the CPU work stage 1 must never do)."""
-    calls: list[int] = []
-    original = imaging.decode
-
-    def counting(data, **kwargs):
-        calls.append(1)
-        return original(data, **kwargs)
-
-    monkeypatch.setattr(imaging, "decode", counting)
-    return calls
 
 
 def staged(picture_server, path: str, data: bytes) -> Image:

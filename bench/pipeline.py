@@ -1,7 +1,7 @@
 """Benchmark: scrapes end to end through the production topology, against a local picture server.
 
     .venv/bin/python bench/pipeline.py [--pictures 10000] [--size 4163x3330] [--changed 0.075] [--fetch-processes 1]
-                                       [--rechecks 3] [--port 8200]
+                                       [--rechecks 3] [--port 8200] [--classify-processes N] [--own-cores]
 
 Starts, on 127.0.0.1 and in a dedicated PostgreSQL database (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/spotcheck_pipeline_bench, created and dropped here) and Redis database
@@ -30,6 +30,8 @@ pixels") says that is what dealers publish (bench/classify.py uses the same size
 Run it again with ``--size 1024x768`` (~150 KB) for small pictures: decode costs differ by size, so both are
 reported (docs/classification.md); at the big size keep ``--pictures`` near 2,000 for a run of ~5 minutes.
 The fetch byte cap and pixel cap are the production defaults: a picture they refuse fails the run loudly.
+``--own-cores`` runs the classify worker (and the floor) on cores of its own and everything else of the bench on
+the others, as when stage 1, the web and the database run on other machines.
 """
 
 from __future__ import annotations
@@ -320,6 +322,12 @@ def main() -> None:
     parser.add_argument("--changed", type=float, default=0.075, help="share of cars replaced in the re-scrape")
     parser.add_argument("--fetch-processes", type=int, default=1, help="fetch worker processes (prefork)")
     parser.add_argument("--classify-processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--own-cores",
+        action="store_true",
+        help="the classify worker (and the floor) on the last --classify-processes cores, every other process of "
+        "the bench on the rest (PostgreSQL and Redis are not moved): stage 2 on cores of its own",
+    )
     parser.add_argument("--floor-pictures", type=int, default=60)
     parser.add_argument("--rechecks", type=int, default=3, help="re-checks run (the median is reported)")
     parser.add_argument("--port", type=int, default=8200, help="first of 100 ports tried for the two servers")
@@ -381,10 +389,28 @@ def main() -> None:
 
     processes: dict[str, subprocess.Popen] = {}
 
-    def start(name: str, command: list[str], extra_env: dict | None = None) -> subprocess.Popen:
+    cores = os.cpu_count() or 1
+    # --own-cores: the cores stage 2 runs on, and the cores of everything else; without it, all of them.
+    every_core = set(range(cores))
+    stage_two_cores, other_cores = every_core, every_core
+    if args.own_cores:
+        if args.classify_processes >= cores:
+            sys.exit(f"--own-cores needs fewer classify processes than the {cores} cores")
+        stage_two_cores = set(range(cores - args.classify_processes, cores))
+        other_cores = every_core - stage_two_cores
+    os.sched_setaffinity(0, other_cores)
+
+    def start(
+        name: str, command: list[str], extra_env: dict | None = None, on_cores: set[int] = other_cores
+    ) -> subprocess.Popen:
         with open(logs / f"{name}.log", "w") as log:
             child = subprocess.Popen(
-                command, cwd=ROOT, env={**env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=ROOT,
+                env={**env, **(extra_env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=lambda: os.sched_setaffinity(0, on_cores),  # its worker processes inherit it
             )
         children.append(child)
         processes[name] = child
@@ -394,7 +420,6 @@ def main() -> None:
     picture_port, web_port = free_port(args.port, args.port + 50), free_port(args.port + 50, args.port + 100)
     # The picture server only; in ``env`` (what the children get), not just this process's environment.
     env["SPOTCHECK_FETCH_ALLOW"] = os.environ["SPOTCHECK_FETCH_ALLOW"] = f"127.0.0.1:{picture_port}"
-    cores = os.cpu_count() or 1
     width, height = args.size
     bases = base_pictures(width, height)
     bases_dir = Path(tmp) / "bases"
@@ -420,13 +445,16 @@ def main() -> None:
             [python, "-m", "celery", "-A", "config", "worker", "-Q", "classify", "--pool", "prefork",
              "-c", str(args.classify_processes), "--max-memory-per-child", "300000", "-n", "classify@bench",
              "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            on_cores=stage_two_cores,
         )  # fmt: skip
         pictures = f"http://127.0.0.1:{picture_port}"
         web = f"http://127.0.0.1:{web_port}"
         wait_http(pictures + "/__stats", seconds=180)
         wait_http(web + "/healthz")
 
-        # The decode floor: decode + classify of the same pictures in this process, before the scrape.
+        # The decode floor: decode + classify of the same pictures in this process, before the scrape, on the
+        # cores stage 2 will have.
+        os.sched_setaffinity(0, stage_two_cores)
         sample = [_unique(bases[n % BASE_PICTURES], n) for n in range(args.floor_pictures)]
         classifier = classifier_for(model_version_ensure_active())
         rounds, cpu_rounds = [], []
@@ -443,6 +471,12 @@ def main() -> None:
         print(
             f"machine: {cores} cores shared with other work, load {os.getloadavg()[0]:.1f}; "
             f"{args.classify_processes} classify processes, {args.fetch_processes} fetch processes"
+            + (
+                f"; the classify worker on cores {sorted(stage_two_cores)}, the bench's other processes on "
+                f"{sorted(other_cores)} (PostgreSQL and Redis anywhere)"
+                if args.own_cores
+                else ""
+            )
         )
         print(
             f"pictures {width}x{height} JPEG ({width * height / 1e6:.1f} MP), "
@@ -455,6 +489,7 @@ def main() -> None:
             f"(wall, at this load); {floor_cpu * 1000:.1f} ms CPU per picture"
         )
         together = parallel_floor(bases_dir, args.floor_pictures, args.classify_processes)
+        os.sched_setaffinity(0, other_cores)
         print(
             f"the same loop in {args.classify_processes} processes at once: {together:.1f} pictures/s "
             f"({together / floor:.2f} × one process; what these cores give together, before any pipeline)"
@@ -543,15 +578,22 @@ def main() -> None:
             "(Redis not counted)"
         )
         # The target's CPU budget: at the target rate, with every core busy all the time and no loss to
-        # scaling, each picture may cost cores / target of CPU; the floor takes its share, the rest is left.
-        left = cores * 1000 / target_first - floor_cpu * 1000
-        beyond = ms["classify"] - floor_cpu * 1000 + ms["fetch"] + ms["web"] + ms["database"] + ms["pictures"]
+        # scaling, each picture may cost (the cores it shares) / target of CPU; the floor takes its share, the
+        # rest is left. With --own-cores only the classify worker runs on stage 2's cores.
+        stage_two_ms = ms["classify"] - floor_cpu * 1000
+        others_ms = ms["fetch"] + ms["web"] + ms["database"] + ms["pictures"]
+        left = len(stage_two_cores) * 1000 / target_first - floor_cpu * 1000
         print(
-            f"  beyond decode + classify: {beyond:.1f} ms of CPU per picture on these cores (classify worker "
-            f"{ms['classify'] - floor_cpu * 1000:.1f}, of it the thumbnail and the pHash "
-            f"{1000 * sum(extras.values()):.1f} in process; fetch worker {ms['fetch']:.1f}; web, PostgreSQL and "
-            f"the picture server {ms['web'] + ms['database'] + ms['pictures']:.1f}); the target leaves {left:.1f} ms "
-            "(every core busy, perfect scaling)"
+            f"  beyond decode + classify: {stage_two_ms + (0 if args.own_cores else others_ms):.1f} ms of CPU per "
+            f"picture on {'stage 2' if args.own_cores else 'these'} {len(stage_two_cores)} cores (classify worker "
+            f"{stage_two_ms:.1f}, of it the thumbnail and the pHash {1000 * sum(extras.values()):.1f} in process"
+            + (
+                f"; on the other cores: fetch worker {ms['fetch']:.1f}, web, PostgreSQL and the picture server "
+                if args.own_cores
+                else f"; fetch worker {ms['fetch']:.1f}; web, PostgreSQL and the picture server "
+            )
+            + f"{ms['web'] + ms['database'] + ms['pictures']:.1f}); the target leaves {left:.1f} ms (every core "
+            "busy, perfect scaling)"
         )
         print(
             f"  on {cores} dedicated cores this CPU would allow {cores * 1000 / ours:.1f} pictures/s end to end "
